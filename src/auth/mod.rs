@@ -1,0 +1,269 @@
+//! Authentication and authorization: the one check every protocol passes.
+//!
+//! - `keys`: the per-issuer JWKS key store (fetch, cache, refetch on rotation).
+//! - `token`: JWT parsing and validation policy (algorithms, claims, leeway).
+//! - `scopes`: the method → scope table read from the proto's `required_scope`.
+//! - `layer`: the tower layer that runs all of the above before any handler
+//!   and hands the handler a [`Principal`] in the request extensions.
+//!
+//! [`AuthError`] is this layer's error type; [`AuthError::to_status`] is its
+//! one conversion to the wire.
+
+pub mod keys;
+mod layer;
+pub mod scopes;
+pub mod token;
+
+use std::{collections::HashMap, sync::Arc};
+
+use http::HeaderMap;
+use tonic::{Code, Status, metadata::MetadataValue};
+use tonic_types::{ErrorDetails, StatusExt};
+
+pub use layer::AuthLayer;
+pub use scopes::ScopeTable;
+pub use token::{TokenPolicy, TokenVerifier};
+
+/// The authenticated caller, available to handlers via request extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Principal {
+    /// The token's `sub`.
+    pub subject: String,
+    /// Who owns the caller's timesheets: the identity claim, falling back to `sub`.
+    pub identity: String,
+    /// Granted scopes, as listed in the token.
+    pub scopes: Vec<String>,
+}
+
+impl Principal {
+    /// Exact, case-sensitive match: `create:timesheetsX` does not grant `create:timesheets`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes.iter().any(|s| s == scope)
+    }
+}
+
+/// Why a token was refused. The wording is a fixed vocabulary so no
+/// attacker-controlled input is ever echoed back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rejection {
+    Expired,
+    NotYetValid,
+    AudienceNotAccepted,
+    IssuerNotAccepted,
+    SignatureInvalid,
+    UnknownSigningKey,
+    AlgorithmNotAllowed,
+    Malformed,
+}
+
+impl Rejection {
+    pub fn description(self) -> &'static str {
+        match self {
+            Rejection::Expired => "expired",
+            Rejection::NotYetValid => "not yet valid",
+            Rejection::AudienceNotAccepted => "audience not accepted",
+            Rejection::IssuerNotAccepted => "issuer not accepted",
+            Rejection::SignatureInvalid => "signature invalid",
+            Rejection::UnknownSigningKey => "unknown signing key",
+            Rejection::AlgorithmNotAllowed => "algorithm not allowed",
+            Rejection::Malformed => "malformed",
+        }
+    }
+
+    /// Machine-readable reason for google.rpc.ErrorInfo.
+    pub fn reason(self) -> &'static str {
+        match self {
+            Rejection::Expired => "TOKEN_EXPIRED",
+            Rejection::NotYetValid => "TOKEN_NOT_YET_VALID",
+            Rejection::AudienceNotAccepted => "AUDIENCE_NOT_ACCEPTED",
+            Rejection::IssuerNotAccepted => "ISSUER_NOT_ACCEPTED",
+            Rejection::SignatureInvalid => "SIGNATURE_INVALID",
+            Rejection::UnknownSigningKey => "UNKNOWN_SIGNING_KEY",
+            Rejection::AlgorithmNotAllowed => "ALGORITHM_NOT_ALLOWED",
+            Rejection::Malformed => "TOKEN_MALFORMED",
+        }
+    }
+}
+
+/// Everything the auth layer can refuse a call for.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    /// No `authorization` header, or another scheme → UNAUTHENTICATED.
+    #[error("no bearer token")]
+    MissingCredentials,
+    /// A broken header: empty token, two tokens, bad characters → UNAUTHENTICATED.
+    #[error("malformed authorization header")]
+    InvalidRequest,
+    /// The token failed a check → UNAUTHENTICATED.
+    #[error("{}", .0.description())]
+    InvalidToken(Rejection),
+    /// The token lacks the method's scope → PERMISSION_DENIED.
+    #[error("missing scope {0}")]
+    InsufficientScope(String),
+    /// The method declares no scope, so nobody may call it → PERMISSION_DENIED.
+    #[error("method declares no required scope")]
+    NoPolicy,
+    /// No usable signing key could be had (identity provider down, nothing
+    /// cached) → UNAVAILABLE: the token may well be valid, so retry later.
+    #[error("signing keys unavailable")]
+    KeysUnavailable,
+}
+
+/// Realm in `WWW-Authenticate` challenges (RFC 6750 §3).
+const REALM: &str = "timesheets";
+/// `ErrorInfo.domain` for every auth error.
+const ERROR_DOMAIN: &str = "timesheets.exampleco.com";
+
+impl AuthError {
+    /// The one conversion of auth failures to a gRPC status, carrying the
+    /// RFC 6750 challenge in `www-authenticate` metadata and an ErrorInfo.
+    pub fn to_status(&self) -> Status {
+        let (code, message, reason, challenge) = match self {
+            AuthError::MissingCredentials => (
+                Code::Unauthenticated,
+                "Missing or invalid token: no bearer token".to_owned(),
+                "MISSING_CREDENTIALS",
+                Some(format!("Bearer realm=\"{REALM}\"")),
+            ),
+            AuthError::InvalidRequest => (
+                Code::Unauthenticated,
+                "Missing or invalid token: malformed authorization header".to_owned(),
+                "INVALID_REQUEST",
+                Some(format!("Bearer realm=\"{REALM}\", error=\"invalid_request\"")),
+            ),
+            AuthError::InvalidToken(rejection) => (
+                Code::Unauthenticated,
+                format!("Missing or invalid token: {}", rejection.description()),
+                rejection.reason(),
+                Some(format!(
+                    "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
+                    rejection.description()
+                )),
+            ),
+            AuthError::InsufficientScope(scope) => (
+                Code::PermissionDenied,
+                format!("Forbidden: requires scope {scope}"),
+                "INSUFFICIENT_SCOPE",
+                Some(format!(
+                    "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{scope}\""
+                )),
+            ),
+            AuthError::NoPolicy => (
+                Code::PermissionDenied,
+                "Forbidden: method declares no required scope".to_owned(),
+                "NO_POLICY",
+                None,
+            ),
+            AuthError::KeysUnavailable => (
+                Code::Unavailable,
+                "Signing keys are unavailable; retry later".to_owned(),
+                "KEYS_UNAVAILABLE",
+                None,
+            ),
+        };
+        let mut metadata = HashMap::new();
+        if let AuthError::InsufficientScope(scope) = self {
+            metadata.insert("scope".to_owned(), scope.clone());
+        }
+        let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
+        let mut status = Status::with_error_details(code, message, details);
+        if let Some(challenge) = challenge.and_then(|c| MetadataValue::try_from(c).ok()) {
+            status.metadata_mut().insert("www-authenticate", challenge);
+        }
+        status
+    }
+}
+
+/// Token verification plus the scope table: what the layer consults per call.
+pub struct Authenticator {
+    verifier: TokenVerifier,
+    scopes: ScopeTable,
+}
+
+impl Authenticator {
+    pub fn new(verifier: TokenVerifier, scopes: ScopeTable) -> Arc<Self> {
+        Arc::new(Self { verifier, scopes })
+    }
+
+    /// Authenticates the caller and checks the scope `path` requires.
+    pub async fn authorize(&self, path: &str, headers: &HeaderMap) -> Result<Principal, AuthError> {
+        let token = bearer_token(headers)?;
+        let principal = self.verifier.verify(token).await?;
+        let scope = self.scopes.required(path).ok_or(AuthError::NoPolicy)?;
+        if principal.has_scope(scope) {
+            Ok(principal)
+        } else {
+            Err(AuthError::InsufficientScope(scope.to_owned()))
+        }
+    }
+
+    pub fn verifier(&self) -> &TokenVerifier {
+        &self.verifier
+    }
+}
+
+/// Extracts the token of a single `Authorization: Bearer <token>` header
+/// (RFC 6750 §2.1; the scheme is case-insensitive, RFC 9110 §11.1).
+pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
+    let mut values = headers.get_all(http::header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Err(AuthError::MissingCredentials);
+    };
+    if values.next().is_some() {
+        return Err(AuthError::InvalidRequest);
+    }
+    let value = value.to_str().map_err(|_| AuthError::InvalidRequest)?;
+    let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::MissingCredentials);
+    }
+    let token = rest.trim_matches(' ');
+    // b64token (RFC 6750 §2.1): one token, no inner spaces.
+    let b64token = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+    if token.is_empty() || !token.chars().all(b64token) {
+        return Err(AuthError::InvalidRequest);
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(values: &[&str]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for v in values {
+            map.append(http::header::AUTHORIZATION, v.parse().expect("header value"));
+        }
+        map
+    }
+
+    #[test]
+    fn bearer_credentials_are_read_strictly() {
+        let cases: &[(&str, &[&str], Result<&str, AuthError>)] = &[
+            ("plain bearer", &["Bearer abc.def.ghi"], Ok("abc.def.ghi")),
+            ("scheme is case-insensitive", &["bEaReR abc"], Ok("abc")),
+            ("no header", &[], Err(AuthError::MissingCredentials)),
+            ("another scheme", &["Basic dXNlcjpwYXNz"], Err(AuthError::MissingCredentials)),
+            ("empty token", &["Bearer "], Err(AuthError::InvalidRequest)),
+            ("scheme only", &["Bearer"], Err(AuthError::InvalidRequest)),
+            ("two tokens in one header", &["Bearer a b"], Err(AuthError::InvalidRequest)),
+            ("two headers", &["Bearer a", "Bearer b"], Err(AuthError::InvalidRequest)),
+        ];
+        for (description, values, expected) in cases {
+            assert_eq!(&bearer_token(&headers(values)), expected, "{description}");
+        }
+    }
+
+    #[test]
+    fn insufficient_scope_names_the_scope_in_the_challenge() {
+        let status = AuthError::InsufficientScope("approve:timesheets".into()).to_status();
+        assert_eq!(status.code(), Code::PermissionDenied);
+        assert!(status.message().starts_with("Forbidden: "));
+        let challenge = status.metadata().get("www-authenticate").expect("challenge");
+        assert_eq!(
+            challenge.to_str().expect("ascii"),
+            "Bearer realm=\"timesheets\", error=\"insufficient_scope\", scope=\"approve:timesheets\""
+        );
+    }
+}

@@ -1,0 +1,34 @@
+//! ExampleCo timesheets API: a gRPC service that also speaks gRPC-Web and
+//! HTTP/JSON on the same port, with one authentication and scope check.
+//!
+//! # Layout
+//!
+//! - [`config`]: the command line (`serve`, `token`); every flag also from `TIMESHEETS_*`.
+//! - [`app`]: `App::build` binds, wires storage, auth and services; `run_until` serves.
+//! - [`proto`]: generated types and the embedded descriptor set (the contract).
+//! - [`auth`]: JWT validation, JWKS key stores, the scope table and the auth layer.
+//! - [`service`]: the TimesheetService handlers: validate, store, map.
+//! - [`domain`]: validated input types (dates, hours, projects, notes).
+//! - [`pagination`]: page sizes and tamper-proof keyset page tokens.
+//! - [`storage`]: the `Store` interface with SQLite and PostgreSQL backends.
+//! - [`error`]: the service error type and its one mapping to gRPC status.
+//! - [`dev`]: the embedded development issuer (`serve --dev`, `token`).
+//! - [`telemetry`]: log setup.
+//!
+//! A request flows: listener → (gRPC-Web / JSON translation) → auth layer →
+//! handler → storage, and back the same way.
+
+pub mod app;
+pub mod auth;
+pub mod config;
+pub mod dev;
+pub mod domain;
+pub mod error;
+pub mod pagination;
+pub mod proto;
+pub mod service;
+pub mod storage;
+pub mod telemetry;
+
+pub use app::App;
+pub use config::ServeConfig;

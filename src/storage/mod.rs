@@ -1,0 +1,178 @@
+//! Durable storage behind one interface.
+//!
+//! [`Store`] has a SQLite implementation (the embedded default) and a
+//! PostgreSQL one (for replicas sharing a database); [`connect`] picks the
+//! backend from the URL scheme. Both share the SQL in `sql.rs`, and each
+//! applies its own migrations folder at startup.
+
+mod postgres;
+mod sql;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::domain::TimesheetInput;
+
+/// A stored timesheet, as read back from the database.
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
+pub struct TimesheetRecord {
+    pub id: String,
+    pub user_id: String,
+    /// `YYYY-MM-DD`.
+    pub work_date: String,
+    pub project: String,
+    pub hours: f64,
+    pub notes: String,
+    pub approved: bool,
+    pub approved_by: String,
+    pub create_time_us: i64,
+    pub approve_time_us: Option<i64>,
+}
+
+/// A validated timesheet ready to insert.
+#[derive(Debug, Clone)]
+pub struct NewTimesheet {
+    pub id: String,
+    pub user_id: String,
+    pub input: TimesheetInput,
+    pub create_time_us: i64,
+    /// The caller who stored it; idempotency keys are scoped to this.
+    pub created_by: String,
+    pub request_id: Option<String>,
+    /// Digest of the request payload, compared when `request_id` repeats.
+    pub fingerprint: String,
+}
+
+/// What an insert did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Inserted {
+    /// A new row was stored.
+    Created(TimesheetRecord),
+    /// The same caller already stored this `request_id` with the same payload.
+    Replayed(TimesheetRecord),
+}
+
+impl Inserted {
+    pub fn into_record(self) -> TimesheetRecord {
+        match self {
+            Inserted::Created(r) | Inserted::Replayed(r) => r,
+        }
+    }
+}
+
+/// Position after the last row of a page (keyset pagination).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cursor {
+    pub work_date: String,
+    pub id: String,
+}
+
+/// Filters and page for ListTimesheets; `owner` is always applied.
+#[derive(Debug, Clone)]
+pub struct ListQuery {
+    pub owner: String,
+    pub start_date: Option<String>,
+    pub end_date: Option<String>,
+    pub project: Option<String>,
+    pub after: Option<Cursor>,
+    pub limit: u32,
+}
+
+/// What a delete did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Deleted {
+    Deleted,
+    NotFound,
+    /// Approved rows are part of payroll history and stay.
+    Approved,
+}
+
+/// Storage failures. `error.rs` maps them to gRPC status codes.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A `request_id` was reused with a different payload (ALREADY_EXISTS).
+    /// `index` is the item's position in a batch, 0 for single inserts.
+    #[error("request_id was already used with a different payload")]
+    IdempotencyConflict { index: usize },
+    /// The database cannot be reached or is overloaded; worth retrying (UNAVAILABLE).
+    #[error("database unavailable")]
+    Unavailable(#[source] sqlx::Error),
+    /// Anything else (INTERNAL); logged, never shown to clients.
+    #[error("database error")]
+    Internal(#[source] sqlx::Error),
+}
+
+impl From<sqlx::Error> for Error {
+    fn from(err: sqlx::Error) -> Self {
+        if is_transient(&err) { Error::Unavailable(err) } else { Error::Internal(err) }
+    }
+}
+
+/// Faults a retry can fix: connectivity, pool exhaustion, server restarts
+/// and lock contention, as opposed to bugs and constraint violations.
+fn is_transient(err: &sqlx::Error) -> bool {
+    match err {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            let code = db.code().unwrap_or_default();
+            // PostgreSQL: 08 connection exceptions, 53 insufficient resources,
+            // 57P0x shutdown, 40001/40P01 serialization and deadlock.
+            // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED (and their extended codes).
+            code.starts_with("08")
+                || code.starts_with("53")
+                || code.starts_with("57P0")
+                || code == "40001"
+                || code == "40P01"
+                || matches!(code.parse::<i32>().map(|c| c & 0xff), Ok(5 | 6))
+        }
+        _ => false,
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// The storage interface every handler uses.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores one row, or replays the caller's earlier row for the same `request_id`.
+    async fn insert(&self, new: NewTimesheet) -> Result<Inserted>;
+    /// Stores all rows in one transaction, or none of them.
+    async fn insert_batch(&self, rows: Vec<NewTimesheet>) -> Result<Vec<Inserted>>;
+    /// One of `owner`'s rows.
+    async fn get(&self, owner: &str, id: &str) -> Result<Option<TimesheetRecord>>;
+    /// A page of `owner`'s rows, newest date first, then id; at most `limit + 1`
+    /// rows so the caller can tell whether another page follows.
+    async fn list(&self, query: &ListQuery) -> Result<Vec<TimesheetRecord>>;
+    /// Deletes one of `owner`'s unapproved rows.
+    async fn delete(&self, owner: &str, id: &str) -> Result<Deleted>;
+    /// Every user's unapproved rows, oldest date first, then id; at most `limit + 1`.
+    async fn list_pending(&self, after: Option<&Cursor>, limit: u32) -> Result<Vec<TimesheetRecord>>;
+    /// Marks a row approved unless it already is; `None` when no such row.
+    async fn approve(&self, id: &str, approver: &str, now_us: i64) -> Result<Option<TimesheetRecord>>;
+    /// A random secret shared by every replica, created on first use.
+    async fn shared_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>>;
+    /// Checks that the database answers (readiness).
+    async fn ping(&self) -> Result<()>;
+    /// Closes the pools, waiting for checked-out connections.
+    async fn close(&self);
+}
+
+/// Opens the database named by `url` and applies its migrations.
+pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+    } else if url.starts_with("sqlite:") {
+        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+    } else {
+        anyhow::bail!(
+            "unsupported --database-url {:?}: use sqlite://<path> or postgres://user@host/db",
+            crate::config::redact_url(url)
+        )
+    }
+}

@@ -1,0 +1,47 @@
+//! PostgreSQL backend: for several replicas sharing one database.
+//!
+//! One pool serves reads and writes; PostgreSQL arbitrates concurrent
+//! writers itself, and the unique idempotency index makes a retried request
+//! create one row even when two replicas receive it at once.
+
+use std::{str::FromStr, time::Duration};
+
+use anyhow::Context;
+use sqlx::{
+    PgPool,
+    postgres::{PgConnectOptions, PgPoolOptions},
+};
+
+/// Connections per replica. Keep replicas × this below the server's
+/// `max_connections` (100 by default); see docs on scale-out.
+const MAX_CONNECTIONS: u32 = 16;
+
+/// How long a request waits for a connection before UNAVAILABLE, so a
+/// database outage fails calls fast instead of hanging them.
+const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
+
+pub(super) struct PgStore {
+    reader: PgPool,
+    writer: PgPool,
+}
+
+impl PgStore {
+    pub(super) async fn connect(url: &str) -> anyhow::Result<Self> {
+        let redacted = crate::config::redact_url(url);
+        let options = PgConnectOptions::from_str(url)
+            .with_context(|| format!("parsing PostgreSQL URL {redacted:?}"))?;
+        let pool = PgPoolOptions::new()
+            .max_connections(MAX_CONNECTIONS)
+            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .connect_with(options)
+            .await
+            .with_context(|| format!("connecting to PostgreSQL at {redacted:?}"))?;
+        sqlx::migrate!("migrations/postgres")
+            .run(&pool)
+            .await
+            .context("applying PostgreSQL migrations")?;
+        Ok(Self { reader: pool.clone(), writer: pool })
+    }
+}
+
+super::sql::impl_store!(PgStore, sqlx::Postgres);

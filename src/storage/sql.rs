@@ -1,0 +1,301 @@
+//! The SQL both backends share, and the one [`Store`](super::Store)
+//! implementation written over it.
+//!
+//! SQLite and PostgreSQL both accept `$n` placeholders, `RETURNING`,
+//! `ON CONFLICT`, row values and partial indexes, so the statements are
+//! written once. Rust generics over `sqlx::Database` need a wall of
+//! higher-ranked bounds; a macro instantiating the same code per backend
+//! reads better, and each backend file keeps only what truly differs
+//! (connecting, pool shape, pragmas).
+
+/// Columns of [`super::TimesheetRecord`], in one place.
+macro_rules! record_columns {
+    () => {
+        "id, user_id, work_date, project, hours, notes, approved, approved_by, create_time_us, approve_time_us"
+    };
+}
+
+pub(super) const INSERT: &str = concat!(
+    "INSERT INTO timesheets (id, user_id, work_date, project, hours, notes, approved, approved_by, ",
+    "create_time_us, approve_time_us, created_by, request_id, fingerprint) ",
+    "VALUES ($1, $2, $3, $4, $5, $6, FALSE, '', $7, NULL, $8, $9, $10) ",
+    "ON CONFLICT (created_by, request_id) DO NOTHING RETURNING ",
+    record_columns!()
+);
+
+pub(super) const FIND_BY_REQUEST: &str = concat!(
+    "SELECT ",
+    record_columns!(),
+    ", fingerprint FROM timesheets WHERE created_by = $1 AND request_id = $2"
+);
+
+pub(super) const GET: &str =
+    concat!("SELECT ", record_columns!(), " FROM timesheets WHERE id = $1 AND user_id = $2");
+
+pub(super) const GET_ANY_OWNER: &str =
+    concat!("SELECT ", record_columns!(), " FROM timesheets WHERE id = $1");
+
+/// The owner's filters; `$2..$4` are NULL when unset.
+macro_rules! owner_filters {
+    () => {
+        "user_id = $1 AND ($2 IS NULL OR work_date >= $2) AND ($3 IS NULL OR work_date <= $3) \
+         AND ($4 IS NULL OR project = $4)"
+    };
+}
+
+pub(super) const LIST_FIRST: &str = concat!(
+    "SELECT ",
+    record_columns!(),
+    " FROM timesheets WHERE ",
+    owner_filters!(),
+    " ORDER BY work_date DESC, id LIMIT $5"
+);
+
+/// Newest date first but id ascending cannot be one row-value comparison, so
+/// the rest of the cursor's day and the earlier days are two index seeks,
+/// merged. Neither branch scans the rows already served.
+pub(super) const LIST_AFTER: &str = concat!(
+    "SELECT * FROM (SELECT ",
+    record_columns!(),
+    " FROM timesheets WHERE ",
+    owner_filters!(),
+    " AND work_date = $6 AND id > $7 ORDER BY id LIMIT $5) AS same_day",
+    " UNION ALL SELECT * FROM (SELECT ",
+    record_columns!(),
+    " FROM timesheets WHERE ",
+    owner_filters!(),
+    " AND work_date < $6 ORDER BY work_date DESC, id LIMIT $5) AS earlier",
+    " ORDER BY work_date DESC, id LIMIT $5"
+);
+
+pub(super) const PENDING_FIRST: &str = concat!(
+    "SELECT ",
+    record_columns!(),
+    " FROM timesheets WHERE NOT approved ORDER BY work_date, id LIMIT $1"
+);
+
+pub(super) const PENDING_AFTER: &str = concat!(
+    "SELECT ",
+    record_columns!(),
+    " FROM timesheets WHERE NOT approved AND (work_date, id) > ($2, $3) ORDER BY work_date, id LIMIT $1"
+);
+
+pub(super) const DELETE_UNAPPROVED: &str =
+    "DELETE FROM timesheets WHERE id = $1 AND user_id = $2 AND NOT approved";
+
+pub(super) const APPROVED_FLAG: &str =
+    "SELECT approved FROM timesheets WHERE id = $1 AND user_id = $2";
+
+pub(super) const APPROVE: &str = concat!(
+    "UPDATE timesheets SET approved = TRUE, approved_by = $2, approve_time_us = $3 ",
+    "WHERE id = $1 AND NOT approved RETURNING ",
+    record_columns!()
+);
+
+pub(super) const SECRET_INIT: &str =
+    "INSERT INTO server_secrets (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
+
+pub(super) const SECRET_GET: &str = "SELECT value FROM server_secrets WHERE name = $1";
+
+/// A record plus the stored payload fingerprint, for idempotent replays.
+#[derive(sqlx::FromRow)]
+pub(super) struct ReplayRow {
+    #[sqlx(flatten)]
+    pub record: super::TimesheetRecord,
+    pub fingerprint: Option<String>,
+}
+
+/// Implements [`super::Store`] for a backend struct with `reader` and
+/// `writer` pools of database type `$db`.
+macro_rules! impl_store {
+    ($store:ty, $db:ty) => {
+        impl $store {
+            async fn insert_one(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                new: &$crate::storage::NewTimesheet,
+                index: usize,
+            ) -> $crate::storage::Result<$crate::storage::Inserted> {
+                use $crate::storage::{Error, Inserted, TimesheetRecord, sql};
+                let input = &new.input;
+                let created = sqlx::query_as::<_, TimesheetRecord>(sql::INSERT)
+                    .bind(&new.id)
+                    .bind(&new.user_id)
+                    .bind(input.date.to_string())
+                    .bind(input.project.as_str())
+                    .bind(input.hours.value())
+                    .bind(input.notes.as_str())
+                    .bind(new.create_time_us)
+                    .bind(&new.created_by)
+                    .bind(&new.request_id)
+                    .bind(&new.fingerprint)
+                    .fetch_optional(&mut *conn)
+                    .await?;
+                if let Some(record) = created {
+                    return Ok(Inserted::Created(record));
+                }
+                // Only the idempotency index has ON CONFLICT, so the row
+                // holding this caller's request_id exists and is committed.
+                let existing = sqlx::query_as::<_, sql::ReplayRow>(sql::FIND_BY_REQUEST)
+                    .bind(&new.created_by)
+                    .bind(&new.request_id)
+                    .fetch_one(&mut *conn)
+                    .await?;
+                if existing.fingerprint.as_deref() == Some(new.fingerprint.as_str()) {
+                    Ok(Inserted::Replayed(existing.record))
+                } else {
+                    Err(Error::IdempotencyConflict { index })
+                }
+            }
+        }
+
+        #[async_trait::async_trait]
+        impl $crate::storage::Store for $store {
+            async fn insert(
+                &self,
+                new: $crate::storage::NewTimesheet,
+            ) -> $crate::storage::Result<$crate::storage::Inserted> {
+                let mut conn = self.writer.acquire().await?;
+                Self::insert_one(&mut conn, &new, 0).await
+            }
+
+            async fn insert_batch(
+                &self,
+                rows: Vec<$crate::storage::NewTimesheet>,
+            ) -> $crate::storage::Result<Vec<$crate::storage::Inserted>> {
+                let mut tx = self.writer.begin().await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for (index, row) in rows.iter().enumerate() {
+                    out.push(Self::insert_one(&mut tx, row, index).await?);
+                }
+                tx.commit().await?;
+                Ok(out)
+            }
+
+            async fn get(
+                &self,
+                owner: &str,
+                id: &str,
+            ) -> $crate::storage::Result<Option<$crate::storage::TimesheetRecord>> {
+                use $crate::storage::{TimesheetRecord, sql};
+                Ok(sqlx::query_as::<_, TimesheetRecord>(sql::GET)
+                    .bind(id)
+                    .bind(owner)
+                    .fetch_optional(&self.reader)
+                    .await?)
+            }
+
+            async fn list(
+                &self,
+                q: &$crate::storage::ListQuery,
+            ) -> $crate::storage::Result<Vec<$crate::storage::TimesheetRecord>> {
+                use $crate::storage::{TimesheetRecord, sql};
+                let statement = if q.after.is_some() { sql::LIST_AFTER } else { sql::LIST_FIRST };
+                let mut query = sqlx::query_as::<_, TimesheetRecord>(statement)
+                    .bind(&q.owner)
+                    .bind(&q.start_date)
+                    .bind(&q.end_date)
+                    .bind(&q.project)
+                    .bind(i64::from(q.limit) + 1);
+                if let Some(after) = &q.after {
+                    query = query.bind(&after.work_date).bind(&after.id);
+                }
+                Ok(query.fetch_all(&self.reader).await?)
+            }
+
+            async fn delete(
+                &self,
+                owner: &str,
+                id: &str,
+            ) -> $crate::storage::Result<$crate::storage::Deleted> {
+                use $crate::storage::{Deleted, sql};
+                let done = sqlx::query(sql::DELETE_UNAPPROVED)
+                    .bind(id)
+                    .bind(owner)
+                    .execute(&self.writer)
+                    .await?;
+                if done.rows_affected() > 0 {
+                    return Ok(Deleted::Deleted);
+                }
+                let approved: Option<bool> = sqlx::query_scalar(sql::APPROVED_FLAG)
+                    .bind(id)
+                    .bind(owner)
+                    .fetch_optional(&self.writer)
+                    .await?;
+                Ok(match approved {
+                    Some(true) => Deleted::Approved,
+                    // Some(false) means it was deleted concurrently: gone either way.
+                    _ => Deleted::NotFound,
+                })
+            }
+
+            async fn list_pending(
+                &self,
+                after: Option<&$crate::storage::Cursor>,
+                limit: u32,
+            ) -> $crate::storage::Result<Vec<$crate::storage::TimesheetRecord>> {
+                use $crate::storage::{TimesheetRecord, sql};
+                let rows = match after {
+                    None => {
+                        sqlx::query_as::<_, TimesheetRecord>(sql::PENDING_FIRST)
+                            .bind(i64::from(limit) + 1)
+                            .fetch_all(&self.reader)
+                            .await?
+                    }
+                    Some(after) => {
+                        sqlx::query_as::<_, TimesheetRecord>(sql::PENDING_AFTER)
+                            .bind(i64::from(limit) + 1)
+                            .bind(&after.work_date)
+                            .bind(&after.id)
+                            .fetch_all(&self.reader)
+                            .await?
+                    }
+                };
+                Ok(rows)
+            }
+
+            async fn approve(
+                &self,
+                id: &str,
+                approver: &str,
+                now_us: i64,
+            ) -> $crate::storage::Result<Option<$crate::storage::TimesheetRecord>> {
+                use $crate::storage::{TimesheetRecord, sql};
+                let updated = sqlx::query_as::<_, TimesheetRecord>(sql::APPROVE)
+                    .bind(id)
+                    .bind(approver)
+                    .bind(now_us)
+                    .fetch_optional(&self.writer)
+                    .await?;
+                if updated.is_some() {
+                    return Ok(updated);
+                }
+                Ok(sqlx::query_as::<_, TimesheetRecord>(sql::GET_ANY_OWNER)
+                    .bind(id)
+                    .fetch_optional(&self.writer)
+                    .await?)
+            }
+
+            async fn shared_secret(
+                &self,
+                name: &str,
+                fresh: &[u8],
+            ) -> $crate::storage::Result<Vec<u8>> {
+                use $crate::storage::sql;
+                sqlx::query(sql::SECRET_INIT).bind(name).bind(fresh).execute(&self.writer).await?;
+                Ok(sqlx::query_scalar(sql::SECRET_GET).bind(name).fetch_one(&self.writer).await?)
+            }
+
+            async fn ping(&self) -> $crate::storage::Result<()> {
+                sqlx::query("SELECT 1").execute(&self.reader).await?;
+                Ok(())
+            }
+
+            async fn close(&self) {
+                self.reader.close().await;
+                self.writer.close().await;
+            }
+        }
+    };
+}
+
+pub(super) use impl_store;
