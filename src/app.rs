@@ -27,7 +27,10 @@ use crate::{
     config::{DEV_AUDIENCE, ServeConfig},
     dev::{self, SigningKey},
     pagination::PageTokens,
-    proto::{FILE_DESCRIPTOR_SET, SERVICE_NAME, descriptor_pool, timesheets::v1::timesheet_service_server::TimesheetServiceServer},
+    proto::{
+        FILE_DESCRIPTOR_SET, SERVICE_NAME, descriptor_pool,
+        timesheets::v1::timesheet_service_server::TimesheetServiceServer,
+    },
     service::TimesheetApi,
     storage::{self, Store},
 };
@@ -63,9 +66,13 @@ impl App {
         let local_addr = listener.local_addr().context("reading the bound address")?;
 
         let dev_issuer = if config.dev {
-            let key = SigningKey::load_or_create(&config.dev_key_file)
-                .with_context(|| format!("loading the dev key {}", config.dev_key_file.display()))?;
-            Some(DevIssuer { issuer: dev::issuer_for(local_addr), key })
+            let key = SigningKey::load_or_create(&config.dev_key_file).with_context(|| {
+                format!("loading the dev key {}", config.dev_key_file.display())
+            })?;
+            Some(DevIssuer {
+                issuer: dev::issuer_for(local_addr),
+                key,
+            })
         } else {
             None
         };
@@ -75,7 +82,9 @@ impl App {
 
         let store = storage::connect(&config.database_url).await?;
         let mut fresh = [0u8; 32];
-        SystemRandom::new().fill(&mut fresh).map_err(|_| anyhow::anyhow!("no system randomness"))?;
+        SystemRandom::new()
+            .fill(&mut fresh)
+            .map_err(|_| anyhow::anyhow!("no system randomness"))?;
         let secret = store
             .shared_secret(PAGE_TOKEN_SECRET, &fresh)
             .await
@@ -85,20 +94,31 @@ impl App {
         let mut router = grpc_router(api, auth).await?;
         let dev_banner = match dev_issuer {
             Some(dev) => {
-                let audience = config.audiences.first().map_or(DEV_AUDIENCE, String::as_str);
+                let audience = config
+                    .audiences
+                    .first()
+                    .map_or(DEV_AUDIENCE, String::as_str);
                 let banner = dev::banner(
                     &dev.key,
                     &dev.issuer,
                     audience,
                     &config.identity_claim,
-                    &format!("{}", dev::issuer_for(local_addr).trim_start_matches("http://").trim_end_matches('/')),
+                    dev::issuer_for(local_addr)
+                        .trim_start_matches("http://")
+                        .trim_end_matches('/'),
                 )?;
                 router = router.merge(dev_routes(dev));
                 Some(banner)
             }
             None => None,
         };
-        Ok(Self { listener, local_addr, router, store, dev_banner })
+        Ok(Self {
+            listener,
+            local_addr,
+            router,
+            store,
+            dev_banner,
+        })
     }
 
     /// The address actually bound (the real port when asked for port 0).
@@ -113,7 +133,10 @@ impl App {
 
     /// Serves every protocol until `shutdown` resolves, then drains and
     /// closes the database.
-    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+    pub async fn run_until(
+        self,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr, "serving gRPC, gRPC-Web and HTTP/JSON");
         let result = tonic::transport::Server::builder()
             .accept_http1(true)
@@ -126,7 +149,10 @@ impl App {
     }
 }
 
-async fn build_verifier(config: &ServeConfig, dev: Option<&DevIssuer>) -> anyhow::Result<TokenVerifier> {
+async fn build_verifier(
+    config: &ServeConfig,
+    dev: Option<&DevIssuer>,
+) -> anyhow::Result<TokenVerifier> {
     let mut audiences = config.audiences.clone();
     if dev.is_some() && audiences.is_empty() {
         audiences.push(DEV_AUDIENCE.to_owned());
@@ -137,7 +163,10 @@ async fn build_verifier(config: &ServeConfig, dev: Option<&DevIssuer>) -> anyhow
         );
     }
     if config.jwks_uri.is_some() && config.issuers.len() != 1 {
-        anyhow::bail!("--jwks-uri applies to exactly one --issuer; {} were given", config.issuers.len());
+        anyhow::bail!(
+            "--jwks-uri applies to exactly one --issuer; {} were given",
+            config.issuers.len()
+        );
     }
     let http = keys::http_client().context("building the JWKS HTTP client")?;
     let mut issuers = HashMap::new();
@@ -148,7 +177,11 @@ async fn build_verifier(config: &ServeConfig, dev: Option<&DevIssuer>) -> anyhow
             None => format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')),
         };
         keys::check_transport(&jwks_uri).context("--jwks-uri")?;
-        let store = Arc::new(KeyStore::remote(jwks_uri, http.clone(), FetchSettings::default()));
+        let store = Arc::new(KeyStore::remote(
+            jwks_uri,
+            http.clone(),
+            FetchSettings::default(),
+        ));
         // A provider that is down at startup must not stop the service: the
         // first request that needs a key fetches again.
         if let Err(err) = store.refresh().await {
@@ -175,7 +208,9 @@ async fn build_verifier(config: &ServeConfig, dev: Option<&DevIssuer>) -> anyhow
 /// gRPC services: TimesheetService behind auth; health and reflection open.
 async fn grpc_router(api: TimesheetApi, auth: Arc<Authenticator>) -> anyhow::Result<axum::Router> {
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<TimesheetServiceServer<TimesheetApi>>().await;
+    health
+        .set_serving::<TimesheetServiceServer<TimesheetApi>>()
+        .await;
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
@@ -183,7 +218,9 @@ async fn grpc_router(api: TimesheetApi, auth: Arc<Authenticator>) -> anyhow::Res
     };
     let reflection_v1 = reflection().build_v1().context("building reflection v1")?;
     // grpcurl still speaks v1alpha only.
-    let reflection_v1alpha = reflection().build_v1alpha().context("building reflection v1alpha")?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .context("building reflection v1alpha")?;
     let timesheets = ServiceBuilder::new()
         .map_request(|request: http::Request<axum::body::Body>| request.map(tonic::body::Body::new))
         .layer(AuthLayer::new(auth))
@@ -206,6 +243,12 @@ fn dev_routes(dev: DevIssuer) -> axum::Router {
         "id_token_signing_alg_values_supported": ["RS256"],
     });
     axum::Router::new()
-        .route("/.well-known/jwks.json", get(move || async move { Json(jwks) }))
-        .route("/.well-known/openid-configuration", get(move || async move { Json(discovery) }))
+        .route(
+            "/.well-known/jwks.json",
+            get(move || async move { Json(jwks) }),
+        )
+        .route(
+            "/.well-known/openid-configuration",
+            get(move || async move { Json(discovery) }),
+        )
 }

@@ -37,7 +37,11 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
 
     /// Database: `sqlite://<path>` (created if missing) or `postgres://...`.
-    #[arg(long, env = "TIMESHEETS_DATABASE_URL", default_value = "sqlite://timesheets.db")]
+    #[arg(
+        long,
+        env = "TIMESHEETS_DATABASE_URL",
+        default_value = "sqlite://timesheets.db"
+    )]
     pub database_url: String,
 
     /// Token issuer, exactly as in the `iss` claim (Auth0: `https://<tenant>/`, with the slash).
@@ -65,7 +69,11 @@ pub struct ServeConfig {
     pub dev: bool,
 
     /// Where `--dev` keeps its signing key, so dev tokens survive restarts.
-    #[arg(long, env = "TIMESHEETS_DEV_KEY_FILE", default_value = "timesheets-dev-key.pem")]
+    #[arg(
+        long,
+        env = "TIMESHEETS_DEV_KEY_FILE",
+        default_value = "timesheets-dev-key.pem"
+    )]
     pub dev_key_file: PathBuf,
 }
 
@@ -117,7 +125,11 @@ pub struct TokenArgs {
     pub identity_claim: String,
 
     /// The dev issuer's key file, as given to `serve --dev`.
-    #[arg(long, env = "TIMESHEETS_DEV_KEY_FILE", default_value = "timesheets-dev-key.pem")]
+    #[arg(
+        long,
+        env = "TIMESHEETS_DEV_KEY_FILE",
+        default_value = "timesheets-dev-key.pem"
+    )]
     pub dev_key_file: PathBuf,
 }
 
@@ -145,13 +157,23 @@ mod tests {
             redact_url("postgres://app:s3cret@db:5432/ts"),
             "postgres://app:***@db:5432/ts"
         );
-        assert_eq!(redact_url("sqlite://timesheets.db"), "sqlite://timesheets.db");
+        assert_eq!(
+            redact_url("sqlite://timesheets.db"),
+            "sqlite://timesheets.db"
+        );
     }
 
     #[test]
     fn the_command_line_parses_as_documented() {
         let cli = Cli::try_parse_from([
-            "timesheets", "serve", "--issuer", "https://t/", "--audience", "a", "--audience", "b",
+            "timesheets",
+            "serve",
+            "--issuer",
+            "https://t/",
+            "--audience",
+            "a",
+            "--audience",
+            "b",
         ])
         .expect("valid command line");
         let Command::Serve(cfg) = cli.command else {

@@ -31,8 +31,12 @@ const PEM_END: &str = "-----END PRIVATE KEY-----";
 
 /// Scopes of the three dev personas, as in ExampleCo's roles.
 pub const EMPLOYEE_SCOPES: &[&str] = &["create:timesheets", "read:timesheets", "delete:timesheets"];
-pub const MANAGER_SCOPES: &[&str] =
-    &["create:timesheets", "read:timesheets", "delete:timesheets", "approve:timesheets"];
+pub const MANAGER_SCOPES: &[&str] = &[
+    "create:timesheets",
+    "read:timesheets",
+    "delete:timesheets",
+    "approve:timesheets",
+];
 pub const IMPORTER_SCOPES: &[&str] = &["batch:upload"];
 
 /// An RS256 signing key with its key id.
@@ -43,14 +47,17 @@ pub struct SigningKey {
 
 impl std::fmt::Debug for SigningKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SigningKey").field("kid", &self.kid).finish_non_exhaustive()
+        f.debug_struct("SigningKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
     }
 }
 
 impl SigningKey {
     /// A fresh 2048-bit RSA key.
     pub fn generate() -> anyhow::Result<Self> {
-        let key = KeyPair::generate(KeySize::Rsa2048).map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
+        let key = KeyPair::generate(KeySize::Rsa2048)
+            .map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
         Ok(Self::from_key(key))
     }
 
@@ -67,18 +74,19 @@ impl SigningKey {
     pub fn load_or_create(path: &Path) -> anyhow::Result<Self> {
         match std::fs::read_to_string(path) {
             Ok(pem) => {
-                let body: String = pem
-                    .lines()
-                    .filter(|l| !l.starts_with("-----"))
-                    .collect();
-                let der = STANDARD.decode(body.trim()).context("dev key file is not PEM")?;
+                let body: String = pem.lines().filter(|l| !l.starts_with("-----")).collect();
+                let der = STANDARD
+                    .decode(body.trim())
+                    .context("dev key file is not PEM")?;
                 let key = KeyPair::from_pkcs8(&der)
                     .map_err(|e| anyhow::anyhow!("dev key file holds no RSA key: {e}"))?;
                 Ok(Self::from_key(key))
             }
             Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
                 let signing = Self::generate()?;
-                signing.save(path).with_context(|| format!("writing dev key {}", path.display()))?;
+                signing
+                    .save(path)
+                    .with_context(|| format!("writing dev key {}", path.display()))?;
                 Ok(signing)
             }
             Err(err) => Err(err).with_context(|| format!("reading dev key {}", path.display())),
@@ -86,7 +94,10 @@ impl SigningKey {
     }
 
     fn save(&self, path: &Path) -> anyhow::Result<()> {
-        let der = self.key.as_der().map_err(|_| anyhow::anyhow!("encoding key as PKCS#8"))?;
+        let der = self
+            .key
+            .as_der()
+            .map_err(|_| anyhow::anyhow!("encoding key as PKCS#8"))?;
         let b64 = STANDARD.encode(der.as_ref());
         let mut pem = format!("{PEM_BEGIN}\n");
         for line in b64.as_bytes().chunks(64) {
@@ -129,20 +140,34 @@ impl SigningKey {
         );
         let mut signature = vec![0; self.key.public_modulus_len()];
         self.key
-            .sign(&RSA_PKCS1_SHA256, &SystemRandom::new(), signing_input.as_bytes(), &mut signature)
+            .sign(
+                &RSA_PKCS1_SHA256,
+                &SystemRandom::new(),
+                signing_input.as_bytes(),
+                &mut signature,
+            )
             .map_err(|_| anyhow::anyhow!("RS256 signing failed"))?;
-        Ok(format!("{signing_input}.{}", URL_SAFE_NO_PAD.encode(signature)))
+        Ok(format!(
+            "{signing_input}.{}",
+            URL_SAFE_NO_PAD.encode(signature)
+        ))
     }
 
     /// Signs `claims` as an RS256 JWT with this key's kid.
     pub fn sign(&self, claims: &Value) -> anyhow::Result<String> {
-        self.sign_raw(&json!({"alg": "RS256", "typ": "JWT", "kid": self.kid}), claims)
+        self.sign_raw(
+            &json!({"alg": "RS256", "typ": "JWT", "kid": self.kid}),
+            claims,
+        )
     }
 }
 
 /// Seconds since the Unix epoch.
 pub fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs()
 }
 
 /// Who a dev token is for.
@@ -189,7 +214,11 @@ pub fn issuer_for(addr: std::net::SocketAddr) -> String {
 /// `timesheets token`: prints one dev token.
 pub fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
     let key = SigningKey::load_or_create(&args.dev_key_file)?;
-    let scopes: Vec<&str> = args.scopes.iter().flat_map(|s| s.split_whitespace()).collect();
+    let scopes: Vec<&str> = args
+        .scopes
+        .iter()
+        .flat_map(|s| s.split_whitespace())
+        .collect();
     let issuer = issuer_for(args.listen);
     let claims = DevClaims {
         issuer: &issuer,
@@ -204,10 +233,26 @@ pub fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
 }
 
 /// The `--dev` banner: tokens for each persona and commands to try.
-pub fn banner(key: &SigningKey, issuer: &str, audience: &str, identity_claim: &str, addr: &str) -> anyhow::Result<String> {
+pub fn banner(
+    key: &SigningKey,
+    issuer: &str,
+    audience: &str,
+    identity_claim: &str,
+    addr: &str,
+) -> anyhow::Result<String> {
     let personas: [(&str, &str, &str, &[&str]); 3] = [
-        ("EMPLOYEE", "dev|employee", "employee@exampleco.com", EMPLOYEE_SCOPES),
-        ("MANAGER", "dev|manager", "manager@exampleco.com", MANAGER_SCOPES),
+        (
+            "EMPLOYEE",
+            "dev|employee",
+            "employee@exampleco.com",
+            EMPLOYEE_SCOPES,
+        ),
+        (
+            "MANAGER",
+            "dev|manager",
+            "manager@exampleco.com",
+            MANAGER_SCOPES,
+        ),
         ("IMPORTER", "dev-importer@clients", "", IMPORTER_SCOPES),
     ];
     let mut out = String::from(
@@ -223,7 +268,12 @@ pub fn banner(key: &SigningKey, issuer: &str, audience: &str, identity_claim: &s
             scopes,
             expires_in: Duration::from_secs(12 * 3600),
         };
-        out.push_str(&format!("# {} ({})\nexport {name}='{}'\n\n", name.to_lowercase(), scopes.join(" "), key.sign(&claims.to_json())?));
+        out.push_str(&format!(
+            "# {} ({})\nexport {name}='{}'\n\n",
+            name.to_lowercase(),
+            scopes.join(" "),
+            key.sign(&claims.to_json())?
+        ));
     }
     out.push_str(&format!(
         "Try it:\n  grpcurl -plaintext -H \"authorization: Bearer $EMPLOYEE\" \\\n    -d '{{\"timesheet\":{{\"date\":\"2026-11-27\",\"project\":\"Website\",\"hours\":7.5}}}}' \\\n    {addr} timesheets.v1.TimesheetService/CreateTimesheet\n  grpcurl -plaintext -H \"authorization: Bearer $EMPLOYEE\" {addr} timesheets.v1.TimesheetService/ListTimesheets\n  grpcurl -plaintext -H \"authorization: Bearer $MANAGER\" {addr} timesheets.v1.TimesheetService/ListPendingApprovals\n\nMint more with: cargo run --release -- token --scope read:timesheets --email you@exampleco.com\n"
@@ -250,7 +300,13 @@ mod tests {
 
     #[test]
     fn the_dev_issuer_is_loopback_when_listening_everywhere() {
-        assert_eq!(issuer_for("0.0.0.0:8080".parse().expect("addr")), "http://127.0.0.1:8080/");
-        assert_eq!(issuer_for("127.0.0.2:9".parse().expect("addr")), "http://127.0.0.2:9/");
+        assert_eq!(
+            issuer_for("0.0.0.0:8080".parse().expect("addr")),
+            "http://127.0.0.1:8080/"
+        );
+        assert_eq!(
+            issuer_for("127.0.0.2:9".parse().expect("addr")),
+            "http://127.0.0.2:9/"
+        );
     }
 }

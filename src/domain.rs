@@ -2,7 +2,9 @@
 //! store. Parsers collect every violation so a client fixes its input in one
 //! round trip; `error.rs` turns them into google.rpc.BadRequest.
 
-use time::{Date, OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description};
+use time::{
+    Date, OffsetDateTime, format_description::well_known::Rfc3339, macros::format_description,
+};
 
 /// One invalid input field, reported as a google.rpc.BadRequest.FieldViolation.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,7 +17,10 @@ pub struct FieldViolation {
 
 impl FieldViolation {
     pub fn new(field: impl Into<String>, description: impl Into<String>) -> Self {
-        Self { field: field.into(), description: description.into() }
+        Self {
+            field: field.into(),
+            description: description.into(),
+        }
     }
 }
 
@@ -40,9 +45,8 @@ impl WorkDate {
             return Err("is required, as YYYY-MM-DD".into());
         }
         if input.len() == 10 {
-            return Self::parse_plain(input).ok_or_else(|| {
-                "must be a real calendar date as YYYY-MM-DD".to_owned()
-            });
+            return Self::parse_plain(input)
+                .ok_or_else(|| "must be a real calendar date as YYYY-MM-DD".to_owned());
         }
         OffsetDateTime::parse(input, &Rfc3339)
             .map(|at| Self(at.date()))
@@ -59,7 +63,9 @@ impl WorkDate {
         if !shape_ok {
             return None;
         }
-        Date::parse(input, format_description!("[year]-[month]-[day]")).ok().map(Self)
+        Date::parse(input, format_description!("[year]-[month]-[day]"))
+            .ok()
+            .map(Self)
     }
 
     pub fn as_date(&self) -> Date {
@@ -70,7 +76,13 @@ impl WorkDate {
 impl std::fmt::Display for WorkDate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let d = self.0;
-        write!(f, "{:04}-{:02}-{:02}", d.year(), u8::from(d.month()), d.day())
+        write!(
+            f,
+            "{:04}-{:02}-{:02}",
+            d.year(),
+            u8::from(d.month()),
+            d.day()
+        )
     }
 }
 
@@ -205,9 +217,12 @@ impl TimesheetInput {
         check("hours", hours.as_ref().map(drop).map_err(Clone::clone));
         check("notes", notes.as_ref().map(drop).map_err(Clone::clone));
         match (date, project, hours, notes) {
-            (Ok(date), Ok(project), Ok(hours), Ok(notes)) if violations.is_empty() => {
-                Ok(Self { date, project, hours, notes })
-            }
+            (Ok(date), Ok(project), Ok(hours), Ok(notes)) if violations.is_empty() => Ok(Self {
+                date,
+                project,
+                hours,
+                notes,
+            }),
             _ => Err(violations),
         }
     }
@@ -261,18 +276,31 @@ mod tests {
 
     #[test]
     fn every_violation_is_reported_at_once() {
-        let raw = RawTimesheet { date: "nope", project: " ", hours: 0.0, notes: "a\0b" };
+        let raw = RawTimesheet {
+            date: "nope",
+            project: " ",
+            hours: 0.0,
+            notes: "a\0b",
+        };
         let violations = TimesheetInput::parse(raw, "timesheet.").expect_err("invalid");
         let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(
             fields,
-            ["timesheet.date", "timesheet.project", "timesheet.hours", "timesheet.notes"]
+            [
+                "timesheet.date",
+                "timesheet.project",
+                "timesheet.hours",
+                "timesheet.notes"
+            ]
         );
     }
 
     #[test]
     fn projects_are_trimmed_and_bounded() {
-        assert_eq!(Project::parse("  Website ").map(|p| p.0), Ok("Website".to_owned()));
+        assert_eq!(
+            Project::parse("  Website ").map(|p| p.0),
+            Ok("Website".to_owned())
+        );
         assert!(Project::parse(&"x".repeat(200)).is_ok());
         assert!(Project::parse(&"x".repeat(201)).is_err());
         assert!(Project::parse("a\u{7}b").is_err());

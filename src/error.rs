@@ -14,7 +14,10 @@ use crate::{domain::FieldViolation, storage};
 pub enum Error {
     /// Input failed validation → INVALID_ARGUMENT with google.rpc.BadRequest.
     #[error("{message}")]
-    Invalid { message: String, violations: Vec<FieldViolation> },
+    Invalid {
+        message: String,
+        violations: Vec<FieldViolation>,
+    },
     /// No such row visible to the caller → NOT_FOUND.
     #[error("timesheet not found")]
     NotFound,
@@ -37,10 +40,18 @@ impl Error {
             [] => "invalid request".to_owned(),
             [only] => format!("{} {}", only.field, only.description),
             [first, rest @ ..] => {
-                format!("{} {} (and {} more)", first.field, first.description, rest.len())
+                format!(
+                    "{} {} (and {} more)",
+                    first.field,
+                    first.description,
+                    rest.len()
+                )
             }
         };
-        Error::Invalid { message, violations }
+        Error::Invalid {
+            message,
+            violations,
+        }
     }
 
     pub fn invalid_field(field: &str, description: impl Into<String>) -> Self {
@@ -51,7 +62,10 @@ impl Error {
 impl From<Error> for Status {
     fn from(err: Error) -> Self {
         match err {
-            Error::Invalid { message, violations } => {
+            Error::Invalid {
+                message,
+                violations,
+            } => {
                 let violations: Vec<PbFieldViolation> = violations
                     .into_iter()
                     .map(|v| PbFieldViolation::new(v.field, v.description))
@@ -64,14 +78,16 @@ impl From<Error> for Status {
             }
             Error::NotFound => Status::not_found("timesheet not found"),
             Error::FailedPrecondition(why) => Status::failed_precondition(why),
-            Error::Unauthenticated => Status::unauthenticated("Missing or invalid token: no bearer token"),
-            Error::Storage(storage::Error::IdempotencyConflict { index }) => Status::already_exists(
-                if index == 0 {
+            Error::Unauthenticated => {
+                Status::unauthenticated("Missing or invalid token: no bearer token")
+            }
+            Error::Storage(storage::Error::IdempotencyConflict { index }) => {
+                Status::already_exists(if index == 0 {
                     "request_id was already used with a different payload".to_owned()
                 } else {
                     format!("item {index}: request_id was already used with a different payload")
-                },
-            ),
+                })
+            }
             Error::Storage(err @ storage::Error::Unavailable(_)) => {
                 tracing::warn!(error = %anyhow::Error::from(err), "storage unavailable");
                 Status::unavailable("database unavailable; retry with backoff")
@@ -100,7 +116,9 @@ mod tests {
 
     #[test]
     fn lost_database_connections_are_unavailable_not_internal() {
-        let status = Status::from(Error::Storage(storage::Error::from(sqlx::Error::PoolTimedOut)));
+        let status = Status::from(Error::Storage(storage::Error::from(
+            sqlx::Error::PoolTimedOut,
+        )));
         assert_eq!(status.code(), Code::Unavailable);
     }
 

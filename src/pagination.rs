@@ -42,7 +42,9 @@ impl std::fmt::Debug for PageTokens {
 
 impl PageTokens {
     pub fn new(secret: &[u8]) -> Self {
-        Self { key: hmac::Key::new(hmac::HMAC_SHA256, secret) }
+        Self {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+        }
     }
 
     fn mac(&self, binding: &[&str], payload: &str) -> hmac::Tag {
@@ -74,7 +76,10 @@ impl PageTokens {
         let expected = self.mac(binding, payload);
         constant_time::verify_slices_are_equal(&expected.as_ref()[..MAC_LEN], tag).ok()?;
         let (work_date, id) = payload.split_once('\n')?;
-        Some(Cursor { work_date: work_date.to_owned(), id: id.to_owned() })
+        Some(Cursor {
+            work_date: work_date.to_owned(),
+            id: id.to_owned(),
+        })
     }
 }
 
@@ -83,17 +88,34 @@ mod tests {
     use super::*;
 
     fn cursor() -> Cursor {
-        Cursor { work_date: "2026-11-27".into(), id: "abc".into() }
+        Cursor {
+            work_date: "2026-11-27".into(),
+            id: "abc".into(),
+        }
     }
 
     #[test]
     fn a_token_round_trips_for_its_own_query_only() {
         let tokens = PageTokens::new(b"secret");
         let token = tokens.encode(&["list", "alice", "", ""], &cursor());
-        assert_eq!(tokens.decode(&["list", "alice", "", ""], &token), Some(cursor()));
-        assert_eq!(tokens.decode(&["list", "bob", "", ""], &token), None, "foreign caller");
-        assert_eq!(tokens.decode(&["list", "alice", "x", ""], &token), None, "other filters");
-        assert_eq!(PageTokens::new(b"other").decode(&["list", "alice", "", ""], &token), None);
+        assert_eq!(
+            tokens.decode(&["list", "alice", "", ""], &token),
+            Some(cursor())
+        );
+        assert_eq!(
+            tokens.decode(&["list", "bob", "", ""], &token),
+            None,
+            "foreign caller"
+        );
+        assert_eq!(
+            tokens.decode(&["list", "alice", "x", ""], &token),
+            None,
+            "other filters"
+        );
+        assert_eq!(
+            PageTokens::new(b"other").decode(&["list", "alice", "", ""], &token),
+            None
+        );
     }
 
     #[test]
@@ -102,7 +124,10 @@ mod tests {
         let token = tokens.encode(&["list", "alice"], &cursor());
         let mut bytes = URL_SAFE_NO_PAD.decode(&token).expect("base64");
         bytes[0] ^= 1;
-        assert_eq!(tokens.decode(&["list", "alice"], &URL_SAFE_NO_PAD.encode(bytes)), None);
+        assert_eq!(
+            tokens.decode(&["list", "alice"], &URL_SAFE_NO_PAD.encode(bytes)),
+            None
+        );
         assert_eq!(tokens.decode(&["list", "alice"], "not a token"), None);
         assert_eq!(tokens.decode(&["list", "alice"], ""), None);
     }

@@ -11,7 +11,9 @@ use tonic::{Request, Response, Status, Streaming};
 
 use crate::{
     auth::Principal,
-    domain::{FieldViolation, RawTimesheet, TimesheetInput, WorkDate, parse_request_id, parse_user_id},
+    domain::{
+        FieldViolation, RawTimesheet, TimesheetInput, WorkDate, parse_request_id, parse_user_id,
+    },
     error::Error,
     pagination::{PageTokens, page_size},
     proto::timesheets::v1::{
@@ -42,7 +44,11 @@ impl TimesheetApi {
 type Result<T> = std::result::Result<Response<T>, Status>;
 
 fn principal<T>(request: &Request<T>) -> std::result::Result<Principal, Error> {
-    request.extensions().get::<Principal>().cloned().ok_or(Error::Unauthenticated)
+    request
+        .extensions()
+        .get::<Principal>()
+        .cloned()
+        .ok_or(Error::Unauthenticated)
 }
 
 fn now_us() -> i64 {
@@ -83,7 +89,11 @@ fn raw(timesheet: &Timesheet) -> RawTimesheet<'_> {
 }
 
 fn require_id(id: &str) -> std::result::Result<&str, Error> {
-    if id.is_empty() { Err(Error::invalid_field("id", "is required")) } else { Ok(id) }
+    if id.is_empty() {
+        Err(Error::invalid_field("id", "is required"))
+    } else {
+        Ok(id)
+    }
 }
 
 /// Validates one create or upload item; `owner` is `None` for uploads, whose
@@ -104,7 +114,9 @@ fn new_timesheet(
     let user_id = match owner {
         Some(owner) => Some(owner.to_owned()),
         None => parse_user_id(&timesheet.user_id)
-            .map_err(|d| violations.push(FieldViolation::new(format!("{prefix}timesheet.user_id"), d)))
+            .map_err(|d| {
+                violations.push(FieldViolation::new(format!("{prefix}timesheet.user_id"), d))
+            })
             .ok(),
     };
     let request_id = parse_request_id(request_id)
@@ -134,7 +146,11 @@ fn fingerprint(kind: &str, user_id: &str, input: &TimesheetInput) -> String {
         ctx.update(&(part.len() as u64).to_be_bytes());
         ctx.update(part.as_bytes());
     }
-    ctx.finish().as_ref().iter().map(|b| format!("{b:02x}")).collect()
+    ctx.finish()
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Splits `limit + 1` rows into a page and the token for the next one.
@@ -149,7 +165,10 @@ fn paginate(
     let next = match rows.last() {
         Some(last) if more => pages.encode(
             binding,
-            &Cursor { work_date: last.work_date.clone(), id: last.id.clone() },
+            &Cursor {
+                work_date: last.work_date.clone(),
+                id: last.id.clone(),
+            },
         ),
         _ => String::new(),
     };
@@ -163,7 +182,10 @@ fn optional_date(value: &str, field: &str, violations: &mut Vec<FieldViolation>)
     match WorkDate::parse_plain(value) {
         Some(date) => Some(date.to_string()),
         None => {
-            violations.push(FieldViolation::new(field, "must be a real calendar date as YYYY-MM-DD"));
+            violations.push(FieldViolation::new(
+                field,
+                "must be a real calendar date as YYYY-MM-DD",
+            ));
             None
         }
     }
@@ -171,11 +193,20 @@ fn optional_date(value: &str, field: &str, violations: &mut Vec<FieldViolation>)
 
 #[tonic::async_trait]
 impl TimesheetService for TimesheetApi {
-    async fn create_timesheet(&self, request: Request<CreateTimesheetRequest>) -> Result<Timesheet> {
+    async fn create_timesheet(
+        &self,
+        request: Request<CreateTimesheetRequest>,
+    ) -> Result<Timesheet> {
         let caller = principal(&request)?;
         let body = request.into_inner();
-        let new = new_timesheet(&caller, Some(&caller.identity), body.timesheet.as_ref(), &body.request_id, "")
-            .map_err(Error::invalid)?;
+        let new = new_timesheet(
+            &caller,
+            Some(&caller.identity),
+            body.timesheet.as_ref(),
+            &body.request_id,
+            "",
+        )
+        .map_err(Error::invalid)?;
         let stored = self.store.insert(new).await.map_err(Error::from)?;
         Ok(Response::new(to_proto(stored.into_record())))
     }
@@ -183,7 +214,11 @@ impl TimesheetService for TimesheetApi {
     async fn get_timesheet(&self, request: Request<GetTimesheetRequest>) -> Result<Timesheet> {
         let caller = principal(&request)?;
         let id = require_id(&request.get_ref().id)?;
-        let record = self.store.get(&caller.identity, id).await.map_err(Error::from)?;
+        let record = self
+            .store
+            .get(&caller.identity, id)
+            .await
+            .map_err(Error::from)?;
         Ok(Response::new(to_proto(record.ok_or(Error::NotFound)?)))
     }
 
@@ -199,10 +234,13 @@ impl TimesheetService for TimesheetApi {
             .unwrap_or_default();
         let start_date = optional_date(&body.start_date, "start_date", &mut violations);
         let end_date = optional_date(&body.end_date, "end_date", &mut violations);
-        if let (Some(start), Some(end)) = (&start_date, &end_date) {
-            if start > end {
-                violations.push(FieldViolation::new("end_date", "must not be before start_date"));
-            }
+        if let (Some(start), Some(end)) = (&start_date, &end_date)
+            && start > end
+        {
+            violations.push(FieldViolation::new(
+                "end_date",
+                "must not be before start_date",
+            ));
         }
         let project = Some(body.project.trim().to_owned()).filter(|p| !p.is_empty());
         let binding = [
@@ -237,13 +275,21 @@ impl TimesheetService for TimesheetApi {
         };
         let rows = self.store.list(&query).await.map_err(Error::from)?;
         let (timesheets, next_page_token) = paginate(&self.pages, &binding, rows, limit);
-        Ok(Response::new(ListTimesheetsResponse { timesheets, next_page_token }))
+        Ok(Response::new(ListTimesheetsResponse {
+            timesheets,
+            next_page_token,
+        }))
     }
 
     async fn delete_timesheet(&self, request: Request<DeleteTimesheetRequest>) -> Result<()> {
         let caller = principal(&request)?;
         let id = require_id(&request.get_ref().id)?;
-        match self.store.delete(&caller.identity, id).await.map_err(Error::from)? {
+        match self
+            .store
+            .delete(&caller.identity, id)
+            .await
+            .map_err(Error::from)?
+        {
             Deleted::Deleted => Ok(Response::new(())),
             Deleted::NotFound => Err(Error::NotFound.into()),
             Deleted::Approved => {
@@ -252,7 +298,10 @@ impl TimesheetService for TimesheetApi {
         }
     }
 
-    async fn upload_timesheet(&self, request: Request<UploadTimesheetRequest>) -> Result<Timesheet> {
+    async fn upload_timesheet(
+        &self,
+        request: Request<UploadTimesheetRequest>,
+    ) -> Result<Timesheet> {
         let caller = principal(&request)?;
         let body = request.into_inner();
         let new = new_timesheet(&caller, None, body.timesheet.as_ref(), &body.request_id, "")
@@ -279,7 +328,13 @@ impl TimesheetService for TimesheetApi {
                 )));
             }
             let prefix = format!("requests[{index}].");
-            match new_timesheet(&caller, None, item.timesheet.as_ref(), &item.request_id, &prefix) {
+            match new_timesheet(
+                &caller,
+                None,
+                item.timesheet.as_ref(),
+                &item.request_id,
+                &prefix,
+            ) {
                 Ok(row) => rows.push(row),
                 Err(v) => {
                     first_invalid.get_or_insert(index);
@@ -296,7 +351,10 @@ impl TimesheetService for TimesheetApi {
             return Err(err.into());
         }
         let stored = self.store.insert_batch(rows).await.map_err(Error::from)?;
-        let timesheets = stored.into_iter().map(|s| to_proto(s.into_record())).collect();
+        let timesheets = stored
+            .into_iter()
+            .map(|s| to_proto(s.into_record()))
+            .collect();
         Ok(Response::new(BatchUploadTimesheetsResponse { timesheets }))
     }
 
@@ -314,15 +372,29 @@ impl TimesheetService for TimesheetApi {
                 Error::invalid_field("page_token", "is not a page token issued for this caller")
             })?),
         };
-        let rows = self.store.list_pending(after.as_ref(), limit).await.map_err(Error::from)?;
+        let rows = self
+            .store
+            .list_pending(after.as_ref(), limit)
+            .await
+            .map_err(Error::from)?;
         let (timesheets, next_page_token) = paginate(&self.pages, &binding, rows, limit);
-        Ok(Response::new(ListPendingApprovalsResponse { timesheets, next_page_token }))
+        Ok(Response::new(ListPendingApprovalsResponse {
+            timesheets,
+            next_page_token,
+        }))
     }
 
-    async fn approve_timesheet(&self, request: Request<ApproveTimesheetRequest>) -> Result<Timesheet> {
+    async fn approve_timesheet(
+        &self,
+        request: Request<ApproveTimesheetRequest>,
+    ) -> Result<Timesheet> {
         let caller = principal(&request)?;
         let id = require_id(&request.get_ref().id)?;
-        let record = self.store.approve(id, &caller.identity, now_us()).await.map_err(Error::from)?;
+        let record = self
+            .store
+            .approve(id, &caller.identity, now_us())
+            .await
+            .map_err(Error::from)?;
         Ok(Response::new(to_proto(record.ok_or(Error::NotFound)?)))
     }
 }

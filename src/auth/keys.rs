@@ -145,7 +145,10 @@ pub fn parse_jwks(body: &[u8]) -> Result<Vec<VerifyingKey>, String> {
     let doc: JwkSetDoc = serde_json::from_slice(body).map_err(|e| format!("invalid JWKS: {e}"))?;
     let mut keys = Vec::with_capacity(doc.keys.len());
     for raw in doc.keys {
-        match serde_json::from_value::<JwkDoc>(raw).map_err(|e| e.to_string()).and_then(parse_jwk) {
+        match serde_json::from_value::<JwkDoc>(raw)
+            .map_err(|e| e.to_string())
+            .and_then(parse_jwk)
+        {
             Ok(key) => keys.push(key),
             Err(why) => tracing::warn!(%why, "skipping unusable JWK"),
         }
@@ -166,7 +169,9 @@ fn parse_jwk(jwk: JwkDoc) -> Result<VerifyingKey, String> {
         ("RSA", _) => {
             let n = component(&jwk.n, "n")?;
             let e = component(&jwk.e, "e")?;
-            let modulus = URL_SAFE_NO_PAD.decode(&n).map_err(|_| "n is not base64url")?;
+            let modulus = URL_SAFE_NO_PAD
+                .decode(&n)
+                .map_err(|_| "n is not base64url")?;
             let significant = modulus.iter().skip_while(|b| **b == 0).count();
             if significant * 8 < MIN_RSA_BITS {
                 return Err(format!("RSA key shorter than {MIN_RSA_BITS} bits"));
@@ -178,20 +183,36 @@ fn parse_jwk(jwk: JwkDoc) -> Result<VerifyingKey, String> {
             let x = component(&jwk.x, "x")?;
             let y = component(&jwk.y, "y")?;
             let key = DecodingKey::from_ec_components(&x, &y).map_err(|e| e.to_string())?;
-            (if crv == "P-256" { Family::EcP256 } else { Family::EcP384 }, key)
+            (
+                if crv == "P-256" {
+                    Family::EcP256
+                } else {
+                    Family::EcP384
+                },
+                key,
+            )
         }
         ("OKP", Some("Ed25519")) => {
             let x = component(&jwk.x, "x")?;
-            (Family::Ed25519, DecodingKey::from_ed_components(&x).map_err(|e| e.to_string())?)
+            (
+                Family::Ed25519,
+                DecodingKey::from_ed_components(&x).map_err(|e| e.to_string())?,
+            )
         }
         (kty, crv) => return Err(format!("unsupported key type {kty} {crv:?}")),
     };
-    Ok(VerifyingKey { kid: jwk.kid, family, alg, key })
+    Ok(VerifyingKey {
+        kid: jwk.kid,
+        family,
+        alg,
+        key,
+    })
 }
 
 /// Issuer and JWKS URLs must be https, except on loopback for development.
 pub fn check_transport(url: &str) -> anyhow::Result<()> {
-    let parsed = reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("{url:?} is not a URL: {e}"))?;
+    let parsed =
+        reqwest::Url::parse(url).map_err(|e| anyhow::anyhow!("{url:?} is not a URL: {e}"))?;
     let loopback = match parsed.host() {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
@@ -214,13 +235,19 @@ struct KeySet {
 impl KeySet {
     fn new(keys: Vec<VerifyingKey>) -> Self {
         let all: Vec<_> = keys.into_iter().map(Arc::new).collect();
-        let by_kid =
-            all.iter().filter_map(|k| Some((k.kid.clone()?, Arc::clone(k)))).collect();
+        let by_kid = all
+            .iter()
+            .filter_map(|k| Some((k.kid.clone()?, Arc::clone(k))))
+            .collect();
         Self { by_kid, all }
     }
 
     /// `Ok(None)` when no key fits, so the caller may refetch.
-    fn find(&self, kid: Option<&str>, alg: Algorithm) -> Result<Option<Arc<VerifyingKey>>, Rejection> {
+    fn find(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Option<Arc<VerifyingKey>>, Rejection> {
         match kid {
             Some(kid) => match self.by_kid.get(kid) {
                 Some(key) if key.usable_with(alg) => Ok(Some(Arc::clone(key))),
@@ -241,7 +268,10 @@ impl KeySet {
 
 #[derive(Default)]
 struct FetchState {
+    /// Any fetch, including startup: paces retries while no key is loaded.
     last_attempt: Option<Instant>,
+    /// Unknown-`kid` refetches only: the cooldown that protects the provider.
+    last_refetch: Option<Instant>,
 }
 
 /// One issuer's signing keys.
@@ -297,9 +327,17 @@ impl KeyStore {
 
     /// The key to verify a token with `kid` and `alg`, refetching once
     /// (subject to the cooldown) when the kid is unknown.
-    pub async fn key_for(&self, kid: Option<&str>, alg: Algorithm) -> Result<Arc<VerifyingKey>, AuthError> {
+    pub async fn key_for(
+        &self,
+        kid: Option<&str>,
+        alg: Algorithm,
+    ) -> Result<Arc<VerifyingKey>, AuthError> {
         let seen = self.attempts.load(Ordering::Acquire);
-        if let Some(key) = self.snapshot().find(kid, alg).map_err(AuthError::InvalidToken)? {
+        if let Some(key) = self
+            .snapshot()
+            .find(kid, alg)
+            .map_err(AuthError::InvalidToken)?
+        {
             return Ok(key);
         }
         if self.jwks_uri.is_none() {
@@ -308,10 +346,15 @@ impl KeyStore {
         {
             let mut state = self.fetch.lock().await;
             if self.attempts.load(Ordering::Acquire) == seen {
-                let empty = self.key_count() == 0;
-                let wait = if empty { self.settings.empty_retry } else { self.settings.refetch_cooldown };
-                if state.last_attempt.is_none_or(|at| at.elapsed() >= wait) {
-                    state.last_attempt = Some(Instant::now());
+                let (last, wait) = if self.key_count() == 0 {
+                    (state.last_attempt, self.settings.empty_retry)
+                } else {
+                    (state.last_refetch, self.settings.refetch_cooldown)
+                };
+                if last.is_none_or(|at| at.elapsed() >= wait) {
+                    let now = Instant::now();
+                    state.last_attempt = Some(now);
+                    state.last_refetch = Some(now);
                     // Failure is logged inside; the keys we had stay in place.
                     let _ = self.refresh_locked().await;
                 }
@@ -351,7 +394,10 @@ impl KeyStore {
 
     async fn download(&self) -> anyhow::Result<Vec<VerifyingKey>> {
         use anyhow::Context;
-        let uri = self.jwks_uri.as_deref().context("fixed key store has nothing to fetch")?;
+        let uri = self
+            .jwks_uri
+            .as_deref()
+            .context("fixed key store has nothing to fetch")?;
         let mut response = self
             .http
             .get(uri)
@@ -362,7 +408,10 @@ impl KeyStore {
             .error_for_status()
             .context("JWKS endpoint answered with an error")?;
         let limit = self.settings.max_body_bytes;
-        if response.content_length().is_some_and(|len| len > limit as u64) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
             anyhow::bail!("JWKS larger than {limit} bytes");
         }
         let mut body = Vec::new();
@@ -383,7 +432,11 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
             .previous()
             .first()
             .is_some_and(|first| first.host_str() == attempt.url().host_str());
-        if same_host && attempt.previous().len() < 3 { attempt.follow() } else { attempt.stop() }
+        if same_host && attempt.previous().len() < 3 {
+            attempt.follow()
+        } else {
+            attempt.stop()
+        }
     });
     Ok(reqwest::Client::builder().redirect(policy).build()?)
 }

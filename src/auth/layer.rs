@@ -32,7 +32,10 @@ impl<S> Layer<S> for AuthLayer {
     type Service = AuthService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        AuthService { inner, auth: Arc::clone(&self.auth) }
+        AuthService {
+            inner,
+            auth: Arc::clone(&self.auth),
+        }
     }
 }
 
@@ -64,7 +67,10 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let auth = Arc::clone(&self.auth);
         Box::pin(async move {
-            match auth.authorize(request.uri().path(), request.headers()).await {
+            match auth
+                .authorize(request.uri().path(), request.headers())
+                .await
+            {
                 Ok(principal) => {
                     request.extensions_mut().insert(principal);
                     inner.call(request).await

@@ -129,7 +129,9 @@ impl AuthError {
                 Code::Unauthenticated,
                 "Missing or invalid token: malformed authorization header".to_owned(),
                 "INVALID_REQUEST",
-                Some(format!("Bearer realm=\"{REALM}\", error=\"invalid_request\"")),
+                Some(format!(
+                    "Bearer realm=\"{REALM}\", error=\"invalid_request\""
+                )),
             ),
             AuthError::InvalidToken(rejection) => (
                 Code::Unauthenticated,
@@ -233,7 +235,10 @@ mod tests {
     fn headers(values: &[&str]) -> HeaderMap {
         let mut map = HeaderMap::new();
         for v in values {
-            map.append(http::header::AUTHORIZATION, v.parse().expect("header value"));
+            map.append(
+                http::header::AUTHORIZATION,
+                v.parse().expect("header value"),
+            );
         }
         map
     }
@@ -244,11 +249,23 @@ mod tests {
             ("plain bearer", &["Bearer abc.def.ghi"], Ok("abc.def.ghi")),
             ("scheme is case-insensitive", &["bEaReR abc"], Ok("abc")),
             ("no header", &[], Err(AuthError::MissingCredentials)),
-            ("another scheme", &["Basic dXNlcjpwYXNz"], Err(AuthError::MissingCredentials)),
+            (
+                "another scheme",
+                &["Basic dXNlcjpwYXNz"],
+                Err(AuthError::MissingCredentials),
+            ),
             ("empty token", &["Bearer "], Err(AuthError::InvalidRequest)),
             ("scheme only", &["Bearer"], Err(AuthError::InvalidRequest)),
-            ("two tokens in one header", &["Bearer a b"], Err(AuthError::InvalidRequest)),
-            ("two headers", &["Bearer a", "Bearer b"], Err(AuthError::InvalidRequest)),
+            (
+                "two tokens in one header",
+                &["Bearer a b"],
+                Err(AuthError::InvalidRequest),
+            ),
+            (
+                "two headers",
+                &["Bearer a", "Bearer b"],
+                Err(AuthError::InvalidRequest),
+            ),
         ];
         for (description, values, expected) in cases {
             assert_eq!(&bearer_token(&headers(values)), expected, "{description}");
@@ -260,7 +277,10 @@ mod tests {
         let status = AuthError::InsufficientScope("approve:timesheets".into()).to_status();
         assert_eq!(status.code(), Code::PermissionDenied);
         assert!(status.message().starts_with("Forbidden: "));
-        let challenge = status.metadata().get("www-authenticate").expect("challenge");
+        let challenge = status
+            .metadata()
+            .get("www-authenticate")
+            .expect("challenge");
         assert_eq!(
             challenge.to_str().expect("ascii"),
             "Bearer realm=\"timesheets\", error=\"insufficient_scope\", scope=\"approve:timesheets\""

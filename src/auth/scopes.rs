@@ -33,14 +33,23 @@ impl ScopeTable {
             for method in service.methods() {
                 let options = method.options();
                 if !options.has_extension(&option) {
-                    tracing::warn!(method = method.full_name(), "no required_scope: every call is refused");
+                    tracing::warn!(
+                        method = method.full_name(),
+                        "no required_scope: every call is refused"
+                    );
                     continue;
                 }
                 let Value::String(scope) = options.get_extension(&option).into_owned() else {
-                    bail!("{REQUIRED_SCOPE_OPTION} of {} is not a string", method.full_name());
+                    bail!(
+                        "{REQUIRED_SCOPE_OPTION} of {} is not a string",
+                        method.full_name()
+                    );
                 };
                 if scope.trim().is_empty() || scope.contains(' ') {
-                    bail!("{REQUIRED_SCOPE_OPTION} of {} must be one scope", method.full_name());
+                    bail!(
+                        "{REQUIRED_SCOPE_OPTION} of {} must be one scope",
+                        method.full_name()
+                    );
                 }
                 by_path.insert(format!("/{}/{}", service.full_name(), method.name()), scope);
             }
@@ -55,8 +64,11 @@ impl ScopeTable {
 
     /// Every (path, scope) pair, sorted, for tests and documentation.
     pub fn entries(&self) -> Vec<(&str, &str)> {
-        let mut entries: Vec<_> =
-            self.by_path.iter().map(|(p, s)| (p.as_str(), s.as_str())).collect();
+        let mut entries: Vec<_> = self
+            .by_path
+            .iter()
+            .map(|(p, s)| (p.as_str(), s.as_str()))
+            .collect();
         entries.sort_unstable();
         entries
     }
@@ -69,8 +81,8 @@ mod tests {
 
     #[test]
     fn the_scope_table_is_exactly_what_the_proto_declares() {
-        let table = ScopeTable::from_descriptors(descriptor_pool(), &[SERVICE_NAME])
-            .expect("table builds");
+        let table =
+            ScopeTable::from_descriptors(descriptor_pool(), &[SERVICE_NAME]).expect("table builds");
         let s = "/timesheets.v1.TimesheetService/";
         let expected: Vec<(String, &str)> = [
             ("ApproveTimesheet", "approve:timesheets"),
@@ -85,16 +97,22 @@ mod tests {
         .into_iter()
         .map(|(m, scope)| (format!("{s}{m}"), scope))
         .collect();
-        let got: Vec<(String, &str)> =
-            table.entries().into_iter().map(|(p, scope)| (p.to_owned(), scope)).collect();
+        let got: Vec<(String, &str)> = table
+            .entries()
+            .into_iter()
+            .map(|(p, scope)| (p.to_owned(), scope))
+            .collect();
         assert_eq!(got, expected);
     }
 
     #[test]
     fn unknown_methods_have_no_scope_and_are_refused() {
-        let table = ScopeTable::from_descriptors(descriptor_pool(), &[SERVICE_NAME])
-            .expect("table builds");
-        assert_eq!(table.required("/timesheets.v1.TimesheetService/DropAll"), None);
+        let table =
+            ScopeTable::from_descriptors(descriptor_pool(), &[SERVICE_NAME]).expect("table builds");
+        assert_eq!(
+            table.required("/timesheets.v1.TimesheetService/DropAll"),
+            None
+        );
         assert_eq!(table.required("/grpc.health.v1.Health/Check"), None);
     }
 }

@@ -64,7 +64,10 @@ fn numeric_date(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, 
     }
 }
 
-fn string_claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Result<Option<&'a str>, AuthError> {
+fn string_claim<'a>(
+    claims: &'a Map<String, Value>,
+    name: &str,
+) -> Result<Option<&'a str>, AuthError> {
     match claims.get(name) {
         None => Ok(None),
         Some(Value::String(s)) => Ok(Some(s)),
@@ -79,7 +82,9 @@ impl TokenVerifier {
 
     /// Every configured issuer's key store.
     pub fn key_stores(&self) -> impl Iterator<Item = (&str, &Arc<KeyStore>)> {
-        self.issuers.iter().map(|(iss, store)| (iss.as_str(), store))
+        self.issuers
+            .iter()
+            .map(|(iss, store)| (iss.as_str(), store))
     }
 
     pub fn policy(&self) -> &TokenPolicy {
@@ -112,13 +117,21 @@ impl TokenVerifier {
         let kid = string_claim(&header, "kid")?;
         let claims = decode_json(claims_b64)?;
         let issuer = string_claim(&claims, "iss")?.ok_or(reject(Rejection::IssuerNotAccepted))?;
-        let keys = self.issuers.get(issuer).ok_or(reject(Rejection::IssuerNotAccepted))?;
+        let keys = self
+            .issuers
+            .get(issuer)
+            .ok_or(reject(Rejection::IssuerNotAccepted))?;
         let key = keys.key_for(kid, alg).await?;
 
         let signing_input = &token[..header_b64.len() + 1 + claims_b64.len()];
         let valid = !signature.is_empty()
-            && jsonwebtoken::crypto::verify(signature, signing_input.as_bytes(), key.decoding_key(), alg)
-                .unwrap_or(false);
+            && jsonwebtoken::crypto::verify(
+                signature,
+                signing_input.as_bytes(),
+                key.decoding_key(),
+                alg,
+            )
+            .unwrap_or(false);
         if !valid {
             return Err(reject(Rejection::SignatureInvalid));
         }
@@ -126,7 +139,10 @@ impl TokenVerifier {
     }
 
     fn check_claims(&self, claims: &Map<String, Value>) -> Result<Principal, AuthError> {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
         let leeway = self.policy.leeway.as_secs_f64();
         let exp = numeric_date(claims, "exp")?.ok_or(malformed())?;
         if now > exp + leeway {
@@ -143,7 +159,9 @@ impl TokenVerifier {
             Some(Value::Array(auds)) => {
                 let mut ok = false;
                 for aud in auds {
-                    let Value::String(aud) = aud else { return Err(malformed()) };
+                    let Value::String(aud) = aud else {
+                        return Err(malformed());
+                    };
                     ok |= self.policy.audiences.contains(aud);
                 }
                 ok
@@ -164,13 +182,21 @@ impl TokenVerifier {
         }
         let scopes = match claims.get(&self.policy.scope_claim) {
             None => Vec::new(),
-            Some(Value::String(s)) => s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned).collect(),
+            Some(Value::String(s)) => s
+                .split(' ')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect(),
             Some(Value::Array(items)) => items
                 .iter()
                 .map(|v| v.as_str().map(str::to_owned).ok_or_else(malformed))
                 .collect::<Result<_, _>>()?,
             Some(_) => return Err(malformed()),
         };
-        Ok(Principal { subject, identity, scopes })
+        Ok(Principal {
+            subject,
+            identity,
+            scopes,
+        })
     }
 }

@@ -106,7 +106,11 @@ pub enum Error {
 
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
-        if is_transient(&err) { Error::Unavailable(err) } else { Error::Internal(err) }
+        if is_transient(&err) {
+            Error::Unavailable(err)
+        } else {
+            Error::Internal(err)
+        }
     }
 }
 
@@ -152,9 +156,18 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes one of `owner`'s unapproved rows.
     async fn delete(&self, owner: &str, id: &str) -> Result<Deleted>;
     /// Every user's unapproved rows, oldest date first, then id; at most `limit + 1`.
-    async fn list_pending(&self, after: Option<&Cursor>, limit: u32) -> Result<Vec<TimesheetRecord>>;
+    async fn list_pending(
+        &self,
+        after: Option<&Cursor>,
+        limit: u32,
+    ) -> Result<Vec<TimesheetRecord>>;
     /// Marks a row approved unless it already is; `None` when no such row.
-    async fn approve(&self, id: &str, approver: &str, now_us: i64) -> Result<Option<TimesheetRecord>>;
+    async fn approve(
+        &self,
+        id: &str,
+        approver: &str,
+        now_us: i64,
+    ) -> Result<Option<TimesheetRecord>>;
     /// A random secret shared by every replica, created on first use.
     async fn shared_secret(&self, name: &str, fresh: &[u8]) -> Result<Vec<u8>>;
     /// Checks that the database answers (readiness).

@@ -40,7 +40,10 @@ impl PgStore {
             .run(&pool)
             .await
             .context("applying PostgreSQL migrations")?;
-        Ok(Self { reader: pool.clone(), writer: pool })
+        Ok(Self {
+            reader: pool.clone(),
+            writer: pool,
+        })
     }
 }
 

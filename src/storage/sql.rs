@@ -29,11 +29,17 @@ pub(super) const FIND_BY_REQUEST: &str = concat!(
     ", fingerprint FROM timesheets WHERE created_by = $1 AND request_id = $2"
 );
 
-pub(super) const GET: &str =
-    concat!("SELECT ", record_columns!(), " FROM timesheets WHERE id = $1 AND user_id = $2");
+pub(super) const GET: &str = concat!(
+    "SELECT ",
+    record_columns!(),
+    " FROM timesheets WHERE id = $1 AND user_id = $2"
+);
 
-pub(super) const GET_ANY_OWNER: &str =
-    concat!("SELECT ", record_columns!(), " FROM timesheets WHERE id = $1");
+pub(super) const GET_ANY_OWNER: &str = concat!(
+    "SELECT ",
+    record_columns!(),
+    " FROM timesheets WHERE id = $1"
+);
 
 /// The owner's filters; `$2..$4` are NULL when unset.
 macro_rules! owner_filters {
@@ -189,7 +195,11 @@ macro_rules! impl_store {
                 q: &$crate::storage::ListQuery,
             ) -> $crate::storage::Result<Vec<$crate::storage::TimesheetRecord>> {
                 use $crate::storage::{TimesheetRecord, sql};
-                let statement = if q.after.is_some() { sql::LIST_AFTER } else { sql::LIST_FIRST };
+                let statement = if q.after.is_some() {
+                    sql::LIST_AFTER
+                } else {
+                    sql::LIST_FIRST
+                };
                 let mut query = sqlx::query_as::<_, TimesheetRecord>(statement)
                     .bind(&q.owner)
                     .bind(&q.start_date)
@@ -281,8 +291,15 @@ macro_rules! impl_store {
                 fresh: &[u8],
             ) -> $crate::storage::Result<Vec<u8>> {
                 use $crate::storage::sql;
-                sqlx::query(sql::SECRET_INIT).bind(name).bind(fresh).execute(&self.writer).await?;
-                Ok(sqlx::query_scalar(sql::SECRET_GET).bind(name).fetch_one(&self.writer).await?)
+                sqlx::query(sql::SECRET_INIT)
+                    .bind(name)
+                    .bind(fresh)
+                    .execute(&self.writer)
+                    .await?;
+                Ok(sqlx::query_scalar(sql::SECRET_GET)
+                    .bind(name)
+                    .fetch_one(&self.writer)
+                    .await?)
             }
 
             async fn ping(&self) -> $crate::storage::Result<()> {

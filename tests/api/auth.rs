@@ -1,0 +1,162 @@
+//! Authentication errors on gRPC: exact codes, clear messages, RFC 6750 challenges.
+
+use serde_json::json;
+use timesheets::dev::unix_now;
+use tonic::Code;
+
+use crate::helpers::*;
+use crate::issuer::{AUDIENCE, TestIssuer};
+use crate::on_both_backends;
+
+fn challenge(status: &tonic::Status) -> String {
+    status
+        .metadata()
+        .get("www-authenticate")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_owned()
+}
+
+on_both_backends! {
+    async fn a_call_without_a_token_is_unauthenticated_with_a_bearer_challenge(app: &TestApp) {
+        let status = app.anonymous().list_timesheets(ListTimesheetsRequest::default()).await.expect_err("no token");
+        assert_eq!(status.code(), Code::Unauthenticated);
+        assert!(status.message().starts_with("Missing or invalid token"), "{}", status.message());
+        assert_eq!(challenge(&status), "Bearer realm=\"timesheets\"");
+    }
+
+    async fn bad_tokens_are_unauthenticated_with_a_reason(app: &TestApp) {
+        let now = unix_now();
+        let valid = app.issuer.claims("alice@exampleco.com", EMPLOYEE);
+        let with = |patch: serde_json::Value| {
+            let mut claims = valid.clone();
+            for (k, v) in patch.as_object().expect("object") {
+                claims[k] = v.clone();
+            }
+            claims
+        };
+        let other_tenant = TestIssuer::start().await;
+        let cases: Vec<(&str, String, &str)> = vec![
+            ("expired beyond the leeway", app.issuer.sign(&with(json!({"exp": now - 120}))), "expired"),
+            ("not yet valid", app.issuer.sign(&with(json!({"nbf": now + 600}))), "not yet valid"),
+            ("wrong audience", app.issuer.sign(&with(json!({"aud": "https://other.example/api"}))), "audience not accepted"),
+            ("wrong issuer", app.issuer.sign(&with(json!({"iss": "https://evil.example/"}))), "issuer not accepted"),
+            ("no exp", app.issuer.sign(&{ let mut c = valid.clone(); c.as_object_mut().expect("obj").remove("exp"); c }), "malformed"),
+            ("exp as a string", app.issuer.sign(&with(json!({"exp": "tomorrow"}))), "malformed"),
+            ("signed by another tenant's key", other_tenant.sign(&valid), "unknown signing key"),
+            ("not a JWT", "abc.def".to_owned(), "malformed"),
+        ];
+        for (description, token, reason) in cases {
+            let status = app.client_with_token(&token).list_timesheets(ListTimesheetsRequest::default()).await.expect_err(description);
+            assert_eq!(status.code(), Code::Unauthenticated, "{description}");
+            assert_eq!(status.message(), format!("Missing or invalid token: {reason}"), "{description}");
+            assert!(challenge(&status).contains("error=\"invalid_token\""), "{description}: {}", challenge(&status));
+        }
+        other_tenant.stop().await;
+    }
+
+    async fn a_token_expired_within_the_leeway_is_still_accepted(app: &TestApp) {
+        let mut claims = app.issuer.claims("alice@exampleco.com", EMPLOYEE);
+        claims["exp"] = json!(unix_now() - 5);
+        app.client_with_token(&app.issuer.sign(&claims)).list_timesheets(ListTimesheetsRequest::default()).await.expect("within leeway");
+    }
+
+    async fn the_audience_may_be_an_array_containing_ours(app: &TestApp) {
+        let mut claims = app.issuer.claims("alice@exampleco.com", EMPLOYEE);
+        claims["aud"] = json!(["https://tenant.auth0.com/userinfo", AUDIENCE]);
+        app.client_with_token(&app.issuer.sign(&claims)).list_timesheets(ListTimesheetsRequest::default()).await.expect("array audience");
+    }
+
+    async fn the_caller_falls_back_to_sub_without_the_email_claim(app: &TestApp) {
+        let mut claims = app.issuer.claims("", EMPLOYEE);
+        claims.as_object_mut().expect("obj").remove(crate::issuer::EMAIL_CLAIM);
+        claims["sub"] = json!("auth0|42");
+        let created = app.client_with_token(&app.issuer.sign(&claims)).create_timesheet(create("2026-11-27", "Website", 1.0)).await.expect("create").into_inner();
+        assert_eq!(created.user_id, "auth0|42");
+    }
+
+    async fn a_rotated_signing_key_is_picked_up_without_a_restart(app: &TestApp) {
+        app.employee("alice@exampleco.com").list_timesheets(ListTimesheetsRequest::default()).await.expect("old key");
+        let before = app.issuer.fetches();
+        app.issuer.rotate();
+        app.employee("alice@exampleco.com").list_timesheets(ListTimesheetsRequest::default()).await.expect("new key after one refetch");
+        assert_eq!(app.issuer.fetches(), before + 1);
+    }
+
+    async fn a_flood_of_unknown_kids_costs_the_provider_at_most_one_fetch(app: &TestApp) {
+        let before = app.issuer.fetches();
+        let claims = app.issuer.claims("alice@exampleco.com", EMPLOYEE);
+        for i in 0..50 {
+            let token = app.issuer.sign_raw(&json!({"alg": "RS256", "typ": "JWT", "kid": format!("random-{i}")}), &claims);
+            let status = app.client_with_token(&token).list_timesheets(ListTimesheetsRequest::default()).await.expect_err("unknown kid");
+            assert_eq!(status.code(), Code::Unauthenticated);
+            assert_eq!(status.message(), "Missing or invalid token: unknown signing key");
+        }
+        assert!(app.issuer.fetches() <= before + 1, "{} fetches for 50 unknown kids", app.issuer.fetches() - before);
+    }
+
+    async fn an_identity_provider_outage_with_keys_cached_changes_nothing(app: &TestApp) {
+        app.employee("alice@exampleco.com").list_timesheets(ListTimesheetsRequest::default()).await.expect("keys loaded");
+        app.issuer.set_down(true);
+        app.employee("alice@exampleco.com").list_timesheets(ListTimesheetsRequest::default()).await.expect("cached keys still verify");
+    }
+}
+
+#[tokio::test]
+async fn an_identity_provider_that_is_down_with_nothing_cached_makes_calls_unavailable() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |_| {}).await else {
+        return;
+    };
+    // The server started while the provider was up; a fresh server whose
+    // provider is down at startup has no keys at all.
+    let down = TestIssuer::start().await;
+    down.set_down(true);
+    let config = test_config(
+        format!(
+            "sqlite://{}",
+            std::env::temp_dir()
+                .join(format!("ts-down-{}.db", uuid::Uuid::now_v7().simple()))
+                .display()
+        ),
+        &down,
+    );
+    let server = timesheets::App::build(config)
+        .await
+        .expect("starts without keys");
+    let addr = server.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(server.run_until(async {
+        let _ = stopped.await;
+    }));
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let token = down.token("alice@exampleco.com", EMPLOYEE);
+    let value: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {token}").parse().expect("ascii");
+    let mut client =
+        TimesheetServiceClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
+            r.metadata_mut().insert("authorization", value.clone());
+            Ok(r)
+        });
+    let status = client
+        .list_timesheets(ListTimesheetsRequest::default())
+        .await
+        .expect_err("no keys");
+    assert_eq!(status.code(), Code::Unavailable);
+
+    // When the provider recovers, the next call fetches and succeeds.
+    down.set_down(false);
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    client
+        .list_timesheets(ListTimesheetsRequest::default())
+        .await
+        .expect("recovered");
+
+    let _ = stop.send(());
+    task.await.expect("joined").expect("clean exit");
+    down.stop().await;
+    app.shutdown().await;
+}

@@ -1,0 +1,61 @@
+//! BatchUploadTimesheets is all or nothing.
+
+use tonic::Code;
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+fn item(user: &str, date: &str, hours: f64, request_id: &str) -> UploadTimesheetRequest {
+    UploadTimesheetRequest {
+        timesheet: Some(Timesheet {
+            user_id: user.into(),
+            ..timesheet(date, "StoreZero", hours)
+        }),
+        request_id: request_id.into(),
+    }
+}
+
+async fn stored_for(app: &TestApp, user: &str) -> usize {
+    app.employee(user)
+        .list_timesheets(ListTimesheetsRequest::default())
+        .await
+        .expect("list")
+        .into_inner()
+        .timesheets
+        .len()
+}
+
+on_both_backends! {
+    async fn a_valid_batch_is_stored_in_order(app: &TestApp) {
+        let items = vec![item("007", "2017-05-10", 5.0, ""), item("008", "2017-05-11T09:00:00+02:00", 6.0, ""), item("007", "2017-05-12", 7.0, "")];
+        let stored = app.importer().batch_upload_timesheets(tokio_stream::iter(items)).await.expect("batch").into_inner().timesheets;
+        let got: Vec<_> = stored.iter().map(|t| (t.user_id.as_str(), t.date.as_str(), t.hours)).collect();
+        assert_eq!(got, [("007", "2017-05-10", 5.0), ("008", "2017-05-11", 6.0), ("007", "2017-05-12", 7.0)]);
+        assert!(stored.iter().all(|t| !t.approved));
+        assert_eq!(stored_for(app, "007").await, 2);
+    }
+
+    async fn one_invalid_item_fails_the_batch_naming_its_index_and_stores_nothing(app: &TestApp) {
+        let items = vec![item("007", "2017-05-10", 5.0, ""), item("007", "2017-05-11", 99.0, ""), item("007", "2017-05-12", 7.0, "")];
+        let status = app.importer().batch_upload_timesheets(tokio_stream::iter(items)).await.expect_err("invalid item");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("item 1"), "{}", status.message());
+        assert_eq!(violated_fields(&status), ["requests[1].timesheet.hours"]);
+        assert_eq!(stored_for(app, "007").await, 0);
+    }
+
+    async fn a_conflicting_request_id_rolls_back_the_whole_batch(app: &TestApp) {
+        let mut importer = app.importer();
+        importer.upload_timesheet(item("007", "2017-05-10", 5.0, "k1")).await.expect("earlier upload");
+        let items = vec![item("007", "2017-05-11", 5.0, ""), item("007", "2017-05-10", 6.0, "k1")];
+        let status = importer.batch_upload_timesheets(tokio_stream::iter(items)).await.expect_err("conflict");
+        assert_eq!(status.code(), Code::AlreadyExists);
+        assert!(status.message().contains("item 1"), "{}", status.message());
+        assert_eq!(stored_for(app, "007").await, 1, "only the earlier upload");
+    }
+
+    async fn an_empty_batch_stores_nothing_and_succeeds(app: &TestApp) {
+        let stored = app.importer().batch_upload_timesheets(tokio_stream::iter(Vec::<UploadTimesheetRequest>::new())).await.expect("empty").into_inner();
+        assert!(stored.timesheets.is_empty());
+    }
+}

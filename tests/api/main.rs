@@ -1,0 +1,16 @@
+//! The integration suite: one binary, the real server on port 0, an
+//! in-process issuer, and every scenario on SQLite and (with
+//! TEST_POSTGRES_URL) PostgreSQL.
+
+mod helpers;
+mod issuer;
+
+mod approvals;
+mod auth;
+mod batch;
+mod idempotency;
+mod pagination;
+mod reflection;
+mod scopes;
+mod timesheets;
+mod validation;

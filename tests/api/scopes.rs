@@ -1,0 +1,110 @@
+//! The scope matrix: every RPC with every wrong scope is denied, and with
+//! the right one it works.
+
+use tonic::{Code, Status};
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+/// Each RPC and the scope it needs, pinned here independently of the proto.
+const MATRIX: &[(&str, &str)] = &[
+    ("CreateTimesheet", "create:timesheets"),
+    ("GetTimesheet", "read:timesheets"),
+    ("ListTimesheets", "read:timesheets"),
+    ("DeleteTimesheet", "delete:timesheets"),
+    ("UploadTimesheet", "batch:upload"),
+    ("BatchUploadTimesheets", "batch:upload"),
+    ("ListPendingApprovals", "approve:timesheets"),
+    ("ApproveTimesheet", "approve:timesheets"),
+];
+
+async fn call(rpc: &str, client: &mut Client) -> Result<(), Status> {
+    let upload = || UploadTimesheetRequest {
+        timesheet: Some(Timesheet {
+            user_id: "007".into(),
+            ..timesheet("2026-11-27", "Website", 1.0)
+        }),
+        request_id: String::new(),
+    };
+    match rpc {
+        "CreateTimesheet" => client
+            .create_timesheet(create("2026-11-27", "Website", 1.0))
+            .await
+            .map(drop),
+        "GetTimesheet" => client
+            .get_timesheet(GetTimesheetRequest {
+                id: "missing".into(),
+            })
+            .await
+            .map(drop),
+        "ListTimesheets" => client
+            .list_timesheets(ListTimesheetsRequest::default())
+            .await
+            .map(drop),
+        "DeleteTimesheet" => client
+            .delete_timesheet(DeleteTimesheetRequest {
+                id: "missing".into(),
+            })
+            .await
+            .map(drop),
+        "UploadTimesheet" => client.upload_timesheet(upload()).await.map(drop),
+        "BatchUploadTimesheets" => client
+            .batch_upload_timesheets(tokio_stream::iter(vec![upload()]))
+            .await
+            .map(drop),
+        "ListPendingApprovals" => client
+            .list_pending_approvals(ListPendingApprovalsRequest::default())
+            .await
+            .map(drop),
+        "ApproveTimesheet" => client
+            .approve_timesheet(ApproveTimesheetRequest {
+                id: "missing".into(),
+            })
+            .await
+            .map(drop),
+        other => panic!("no such RPC {other}"),
+    }
+}
+
+/// "Works" means the call got past authorization; NOT_FOUND for a missing
+/// id is the handler answering.
+fn authorized(result: &Result<(), Status>) -> bool {
+    !matches!(result, Err(s) if matches!(s.code(), Code::PermissionDenied | Code::Unauthenticated))
+}
+
+on_both_backends! {
+    async fn every_rpc_needs_exactly_its_declared_scope(app: &TestApp) {
+        for &(rpc, needed) in MATRIX {
+            let mut right = app.client("alice@exampleco.com", &[needed]);
+            let result = call(rpc, &mut right).await;
+            assert!(authorized(&result), "{rpc} with {needed}: {result:?}");
+
+            let mut wrong_tokens: Vec<(String, Vec<&str>)> = ALL_SCOPES
+                .iter()
+                .filter(|s| **s != needed)
+                .map(|s| (format!("only {s}"), vec![*s]))
+                .collect();
+            let all_others: Vec<&str> = ALL_SCOPES.iter().copied().filter(|s| *s != needed).collect();
+            let suffixed = format!("{needed}X");
+            let upper = needed.to_uppercase();
+            wrong_tokens.push(("every other scope".into(), all_others));
+            wrong_tokens.push(("no scope".into(), vec![]));
+            wrong_tokens.push(("a longer lookalike".into(), vec![suffixed.as_str()]));
+            wrong_tokens.push(("different case".into(), vec![upper.as_str()]));
+            for (description, scopes) in wrong_tokens {
+                let mut client = app.client("alice@exampleco.com", &scopes);
+                let status = call(rpc, &mut client).await.expect_err(&format!("{rpc} with {description}"));
+                assert_eq!(status.code(), Code::PermissionDenied, "{rpc} with {description}");
+                assert!(status.message().starts_with("Forbidden: "), "{rpc}: {}", status.message());
+                assert!(status.message().contains(needed), "{rpc}: names {needed}: {}", status.message());
+            }
+        }
+    }
+
+    async fn scopes_may_also_arrive_as_an_array(app: &TestApp) {
+        let mut claims = app.issuer.claims("alice@exampleco.com", &[]);
+        claims["scope"] = serde_json::json!(["read:timesheets", "create:timesheets"]);
+        let mut client = app.client_with_token(&app.issuer.sign(&claims));
+        client.list_timesheets(ListTimesheetsRequest::default()).await.expect("array scopes grant access");
+    }
+}
