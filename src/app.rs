@@ -8,13 +8,13 @@
 //! reflection stay open, as in tonic's examples. In `--dev` mode the same
 //! port also serves the dev issuer's JWKS.
 
-use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc};
+use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use axum::{Json, routing::get};
 use serde_json::json;
-use tokio::net::TcpListener;
+use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 use tower::ServiceBuilder;
@@ -22,7 +22,7 @@ use tower::ServiceBuilder;
 use crate::{
     auth::{
         AuthLayer, Authenticator, ScopeTable, TokenPolicy, TokenVerifier,
-        keys::{self, FetchSettings, KeyStore, parse_jwks},
+        keys::{self, HttpJwks, KeySettings, KeyStore, parse_jwks},
     },
     config::{DEV_AUDIENCE, ServeConfig},
     dev::{self, SigningKey},
@@ -35,9 +35,9 @@ use crate::{
     storage::{self, Store},
 };
 
-/// Tokens longer than this are refused unparsed; real Auth0 access tokens
-/// are around 1 KiB even with many permissions.
-const MAX_TOKEN_BYTES: usize = 8 * 1024;
+/// How long shutdown waits for background tasks; they only sleep or fetch
+/// with a 2 s timeout, so this is generous.
+const BACKGROUND_GRACE: Duration = Duration::from_secs(5);
 
 /// Name of the page-token MAC key in `server_secrets`.
 const PAGE_TOKEN_SECRET: &str = "page_token_hmac_v1";
@@ -49,6 +49,7 @@ pub struct App {
     router: axum::Router,
     store: Arc<dyn Store>,
     dev_banner: Option<String>,
+    background: Background,
 }
 
 /// What the `--dev` issuer contributes: its issuer URL, keys and routes.
@@ -76,7 +77,8 @@ impl App {
         } else {
             None
         };
-        let verifier = build_verifier(&config, dev_issuer.as_ref()).await?;
+        let mut background = Background::new();
+        let verifier = build_verifier(&config, dev_issuer.as_ref(), &mut background)?;
         let scopes = ScopeTable::from_descriptors(descriptor_pool(), &[SERVICE_NAME])?;
         let auth = Authenticator::new(verifier, scopes);
 
@@ -118,6 +120,7 @@ impl App {
             router,
             store,
             dev_banner,
+            background,
         })
     }
 
@@ -144,14 +147,16 @@ impl App {
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
             .await
             .context("serving");
+        self.background.shutdown(BACKGROUND_GRACE).await;
         self.store.close().await;
         result
     }
 }
 
-async fn build_verifier(
+fn build_verifier(
     config: &ServeConfig,
     dev: Option<&DevIssuer>,
+    background: &mut Background,
 ) -> anyhow::Result<TokenVerifier> {
     let mut audiences = config.audiences.clone();
     if dev.is_some() && audiences.is_empty() {
@@ -169,24 +174,29 @@ async fn build_verifier(
         );
     }
     let http = keys::http_client().context("building the JWKS HTTP client")?;
+    let settings = KeySettings {
+        cache_ttl: config.jwks_cache_ttl,
+        refetch_cooldown: config.jwks_refetch_interval,
+        max_stale: config.jwks_max_stale,
+        ..KeySettings::default()
+    };
     let mut issuers = HashMap::new();
     for issuer in &config.issuers {
         keys::check_transport(issuer).context("--issuer")?;
-        let jwks_uri = match &config.jwks_uri {
-            Some(uri) => uri.clone(),
-            None => format!("{}/.well-known/jwks.json", issuer.trim_end_matches('/')),
-        };
-        keys::check_transport(&jwks_uri).context("--jwks-uri")?;
-        let store = Arc::new(KeyStore::remote(
-            jwks_uri,
-            http.clone(),
-            FetchSettings::default(),
-        ));
-        // A provider that is down at startup must not stop the service: the
-        // first request that needs a key fetches again.
-        if let Err(err) = store.refresh().await {
-            tracing::warn!(%issuer, error = %format!("{err:#}"), "starting without signing keys");
+        if let Some(uri) = &config.jwks_uri {
+            keys::check_transport(uri).context("--jwks-uri")?;
         }
+        let source = HttpJwks::new(
+            issuer.clone(),
+            config.jwks_uri.clone(),
+            http.clone(),
+            config.jwks_fetch_timeout,
+            config.jwks_max_bytes,
+        );
+        let store = Arc::new(KeyStore::remote(Arc::new(source), settings.clone()));
+        // Keys load in the background: a provider that is down at startup
+        // must not stop the service, and readiness reports the wait.
+        background.spawn(|stop| Arc::clone(&store).run_refresher(stop));
         issuers.insert(issuer.clone(), store);
     }
     if let Some(dev) = dev {
@@ -196,13 +206,59 @@ async fn build_verifier(
     }
     let policy = TokenPolicy {
         audiences,
-        algorithms: vec![jsonwebtoken::Algorithm::RS256],
+        algorithms: config.algorithms.clone(),
         leeway: config.clock_leeway,
         identity_claim: config.identity_claim.clone(),
-        scope_claim: "scope".to_owned(),
-        max_token_bytes: MAX_TOKEN_BYTES,
+        scope_claims: config.scope_claims.clone(),
+        max_token_bytes: config.max_token_bytes,
+        require_typ: config.require_typ.clone(),
+        cache_capacity: config.token_cache_size,
     };
     Ok(TokenVerifier::new(policy, issuers))
+}
+
+/// Owns the background tasks (key refreshers): tells them to stop and
+/// waits for them on shutdown, and aborts them if the app is dropped.
+pub struct Background {
+    stop: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Background {
+    fn new() -> Self {
+        Self {
+            stop: watch::channel(false).0,
+            tasks: Vec::new(),
+        }
+    }
+
+    fn spawn<F, Fut>(&mut self, task: F)
+    where
+        F: FnOnce(watch::Receiver<bool>) -> Fut,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        self.tasks.push(tokio::spawn(task(self.stop.subscribe())));
+    }
+
+    /// Signals every task and waits for them, at most `grace`.
+    async fn shutdown(mut self, grace: Duration) {
+        let _ = self.stop.send(true);
+        let tasks = std::mem::take(&mut self.tasks);
+        if tokio::time::timeout(grace, futures::future::join_all(tasks))
+            .await
+            .is_err()
+        {
+            tracing::warn!("background tasks did not stop in time");
+        }
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
 }
 
 /// gRPC services: TimesheetService behind auth; health and reflection open.

@@ -6,6 +6,15 @@
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::{Args, Parser, Subcommand};
+use jsonwebtoken::Algorithm;
+
+fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
+    crate::auth::keys::parse_algorithm(name).ok_or_else(|| {
+        format!(
+            "{name:?} is not an accepted algorithm (RS256/384/512, PS256/384/512, ES256/384, EdDSA)"
+        )
+    })
+}
 
 /// The identity claim Auth0's ExampleCo Rule/Action adds to access tokens.
 pub const DEFAULT_IDENTITY_CLAIM: &str = "https://api.exampleco.com/email";
@@ -64,6 +73,51 @@ pub struct ServeConfig {
     #[arg(long, env = "TIMESHEETS_CLOCK_LEEWAY", default_value = "30s", value_parser = humantime::parse_duration)]
     pub clock_leeway: Duration,
 
+    /// Accepted signature algorithm (repeatable): RS256/384/512, PS256/384/512, ES256/384, EdDSA.
+    #[arg(long = "algorithm", env = "TIMESHEETS_ALGORITHM", value_delimiter = ',', default_value = "RS256", value_parser = parse_algorithm)]
+    pub algorithms: Vec<Algorithm>,
+
+    /// Claim holding granted scopes (repeatable), e.g. `permissions` for Auth0 RBAC.
+    #[arg(
+        long = "scope-claim",
+        env = "TIMESHEETS_SCOPE_CLAIM",
+        value_delimiter = ',',
+        default_value = "scope"
+    )]
+    pub scope_claims: Vec<String>,
+
+    /// Require this JWT `typ` header, e.g. `at+jwt` for RFC 9068 access tokens.
+    #[arg(long, env = "TIMESHEETS_REQUIRE_TYP")]
+    pub require_typ: Option<String>,
+
+    /// Tokens longer than this many bytes are refused unparsed.
+    #[arg(long, env = "TIMESHEETS_MAX_TOKEN_BYTES", default_value_t = 8192)]
+    pub max_token_bytes: usize,
+
+    /// Verified tokens remembered to skip repeat signature checks (0 disables).
+    #[arg(long, env = "TIMESHEETS_TOKEN_CACHE_SIZE", default_value_t = 10_000)]
+    pub token_cache_size: usize,
+
+    /// How long fetched keys stay fresh when the JWKS response sets no max-age.
+    #[arg(long, env = "TIMESHEETS_JWKS_CACHE_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub jwks_cache_ttl: Duration,
+
+    /// At most one unknown-kid refetch per this interval.
+    #[arg(long, env = "TIMESHEETS_JWKS_REFETCH_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub jwks_refetch_interval: Duration,
+
+    /// How long the last good keys keep working past freshness while refreshes fail.
+    #[arg(long, env = "TIMESHEETS_JWKS_MAX_STALE", default_value = "1h", value_parser = humantime::parse_duration)]
+    pub jwks_max_stale: Duration,
+
+    /// Timeout of one JWKS or discovery request.
+    #[arg(long, env = "TIMESHEETS_JWKS_FETCH_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    pub jwks_fetch_timeout: Duration,
+
+    /// Largest JWKS or discovery body accepted, in bytes.
+    #[arg(long, env = "TIMESHEETS_JWKS_MAX_BYTES", default_value_t = 64 * 1024)]
+    pub jwks_max_bytes: usize,
+
     /// Run with an embedded development issuer; prints ready-to-use tokens. Local use only.
     #[arg(long, env = "TIMESHEETS_DEV")]
     pub dev: bool,
@@ -87,6 +141,16 @@ impl fmt::Debug for ServeConfig {
             .field("jwks_uri", &self.jwks_uri)
             .field("identity_claim", &self.identity_claim)
             .field("clock_leeway", &self.clock_leeway)
+            .field("algorithms", &self.algorithms)
+            .field("scope_claims", &self.scope_claims)
+            .field("require_typ", &self.require_typ)
+            .field("max_token_bytes", &self.max_token_bytes)
+            .field("token_cache_size", &self.token_cache_size)
+            .field("jwks_cache_ttl", &self.jwks_cache_ttl)
+            .field("jwks_refetch_interval", &self.jwks_refetch_interval)
+            .field("jwks_max_stale", &self.jwks_max_stale)
+            .field("jwks_fetch_timeout", &self.jwks_fetch_timeout)
+            .field("jwks_max_bytes", &self.jwks_max_bytes)
             .field("dev", &self.dev)
             .field("dev_key_file", &self.dev_key_file)
             .finish()

@@ -1,10 +1,18 @@
-//! Signing keys per issuer: JWKS parsing, caching and refetching.
+//! Signing keys per issuer: JWKS parsing, caching, refreshing and refetching.
 //!
-//! A [`KeyStore`] holds one issuer's keys. Remote stores fetch the JWKS at
-//! startup (without failing startup if the provider is down) and refetch
-//! when a token names an unknown `kid`: single-flight, so concurrent
-//! requests share one fetch, and rate-limited, so a flood of random kids
-//! costs the identity provider at most one fetch per cooldown.
+//! A [`KeyStore`] holds one issuer's keys. The lifecycle follows what
+//! jose, jwks-rsa, Nimbus and Envoy converged on, fixing what users of the
+//! original sample complained about:
+//! - keys are fetched in the background, ahead of expiry, so requests
+//!   never wait on a routine refresh, and startup never fails on an outage;
+//! - an unknown `kid` triggers one refetch: single-flight (concurrent
+//!   requests share it) and at most once per cooldown, so a flood of random
+//!   kids cannot hammer the identity provider;
+//! - when refreshes fail, the last good keys keep working for `max_stale`;
+//!   only when no usable key exists does a call get UNAVAILABLE.
+//!
+//! Fetching sits behind [`JwksSource`] so the lifecycle can be tested with
+//! paused time and a scripted provider.
 
 use std::{
     collections::HashMap,
@@ -15,37 +23,49 @@ use std::{
     time::Duration,
 };
 
+use async_trait::async_trait;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::{Algorithm, DecodingKey};
 use serde::Deserialize;
-use tokio::time::Instant;
+use tokio::{sync::watch, time::Instant};
 
 use super::{AuthError, Rejection};
 
-/// RFC 8725 §3.5 / NIST: RSA keys below 2048 bits are refused.
+/// RFC 8725 §3.5 / NIST SP 800-131A: RSA keys below 2048 bits are refused.
 const MIN_RSA_BITS: usize = 2048;
 
-/// Tunables of a remote key store; defaults follow jwks-rsa, jose and Envoy.
+/// Lifecycle tunables; defaults follow jwks-rsa, jose, Nimbus and Envoy.
 #[derive(Debug, Clone)]
-pub struct FetchSettings {
-    /// A slow provider must not stall requests that wait on a rotation refetch.
-    pub timeout: Duration,
-    /// A JWKS is a few KiB; anything larger is refused before parsing.
-    pub max_body_bytes: usize,
-    /// At most one unknown-`kid` refetch per this interval, so random kids
-    /// cannot be used to hammer the identity provider.
+pub struct KeySettings {
+    /// How long fetched keys count as fresh when the response has no max-age.
+    pub cache_ttl: Duration,
+    /// Bounds on a `Cache-Control: max-age`, so a provider can neither make
+    /// us refetch constantly nor pin keys for days.
+    pub min_ttl: Duration,
+    pub max_ttl: Duration,
+    /// At most one unknown-`kid` refetch per this interval.
     pub refetch_cooldown: Duration,
-    /// While no key has ever been loaded, retry this often at most.
+    /// How long past freshness the last good keys keep working while
+    /// refreshes fail, so a provider outage is not a total outage.
+    pub max_stale: Duration,
+    /// While no usable key is loaded, requests retry the fetch this often at most.
     pub empty_retry: Duration,
+    /// Background retry backoff after failures: doubles from min to max.
+    pub retry_min: Duration,
+    pub retry_max: Duration,
 }
 
-impl Default for FetchSettings {
+impl Default for KeySettings {
     fn default() -> Self {
         Self {
-            timeout: Duration::from_secs(2),
-            max_body_bytes: 64 * 1024,
+            cache_ttl: Duration::from_secs(600),
+            min_ttl: Duration::from_secs(60),
+            max_ttl: Duration::from_secs(24 * 3600),
             refetch_cooldown: Duration::from_secs(30),
+            max_stale: Duration::from_secs(3600),
             empty_retry: Duration::from_secs(1),
+            retry_min: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
         }
     }
 }
@@ -183,21 +203,17 @@ fn parse_jwk(jwk: JwkDoc) -> Result<VerifyingKey, String> {
             let x = component(&jwk.x, "x")?;
             let y = component(&jwk.y, "y")?;
             let key = DecodingKey::from_ec_components(&x, &y).map_err(|e| e.to_string())?;
-            (
-                if crv == "P-256" {
-                    Family::EcP256
-                } else {
-                    Family::EcP384
-                },
-                key,
-            )
+            let family = if crv == "P-256" {
+                Family::EcP256
+            } else {
+                Family::EcP384
+            };
+            (family, key)
         }
         ("OKP", Some("Ed25519")) => {
             let x = component(&jwk.x, "x")?;
-            (
-                Family::Ed25519,
-                DecodingKey::from_ed_components(&x).map_err(|e| e.to_string())?,
-            )
+            let key = DecodingKey::from_ed_components(&x).map_err(|e| e.to_string())?;
+            (Family::Ed25519, key)
         }
         (kty, crv) => return Err(format!("unsupported key type {kty} {crv:?}")),
     };
@@ -224,6 +240,18 @@ pub fn check_transport(url: &str) -> anyhow::Result<()> {
         "http" if loopback => Ok(()),
         _ => anyhow::bail!("{url:?} must use https (plain http is allowed only on loopback)"),
     }
+}
+
+/// A successful fetch: the keys and how long the provider says to cache them.
+pub struct Fetched {
+    pub keys: Vec<VerifyingKey>,
+    pub max_age: Option<Duration>,
+}
+
+/// Where a remote store's keys come from.
+#[async_trait]
+pub trait JwksSource: Send + Sync + 'static {
+    async fn fetch(&self) -> anyhow::Result<Fetched>;
 }
 
 #[derive(Default)]
@@ -266,9 +294,22 @@ impl KeySet {
     }
 }
 
+/// The keys held now, and until when they may be used.
+struct Loaded {
+    set: KeySet,
+    /// Refresh before this; `None` for fixed keys, which never expire.
+    fresh_until: Option<Instant>,
+}
+
+impl Loaded {
+    fn usable(&self, now: Instant, max_stale: Duration) -> bool {
+        !self.set.all.is_empty() && self.fresh_until.is_none_or(|fresh| now < fresh + max_stale)
+    }
+}
+
 #[derive(Default)]
 struct FetchState {
-    /// Any fetch, including startup: paces retries while no key is loaded.
+    /// Any fetch: paces retries while no usable key is loaded.
     last_attempt: Option<Instant>,
     /// Unknown-`kid` refetches only: the cooldown that protects the provider.
     last_refetch: Option<Instant>,
@@ -277,10 +318,9 @@ struct FetchState {
 /// One issuer's signing keys.
 pub struct KeyStore {
     /// `None` for a fixed key set (the `--dev` issuer), which never fetches.
-    jwks_uri: Option<String>,
-    http: reqwest::Client,
-    settings: FetchSettings,
-    keys: RwLock<Arc<KeySet>>,
+    source: Option<Arc<dyn JwksSource>>,
+    settings: KeySettings,
+    loaded: RwLock<Arc<Loaded>>,
     /// Serialises fetches: waiters find the result instead of fetching again.
     fetch: tokio::sync::Mutex<FetchState>,
     /// Bumped after every fetch attempt, so a waiter can tell one happened.
@@ -290,39 +330,53 @@ pub struct KeyStore {
 impl KeyStore {
     /// A store with fixed keys, e.g. the embedded dev issuer's.
     pub fn fixed(keys: Vec<VerifyingKey>) -> Self {
-        Self::build(None, reqwest::Client::new(), FetchSettings::default(), keys)
+        Self::build(None, KeySettings::default(), keys)
     }
 
-    /// A store that loads keys from `jwks_uri`.
-    pub fn remote(jwks_uri: String, http: reqwest::Client, settings: FetchSettings) -> Self {
-        Self::build(Some(jwks_uri), http, settings, Vec::new())
+    /// A store that loads keys from `source`; call [`KeyStore::run_refresher`].
+    pub fn remote(source: Arc<dyn JwksSource>, settings: KeySettings) -> Self {
+        Self::build(Some(source), settings, Vec::new())
     }
 
     fn build(
-        jwks_uri: Option<String>,
-        http: reqwest::Client,
-        settings: FetchSettings,
+        source: Option<Arc<dyn JwksSource>>,
+        settings: KeySettings,
         keys: Vec<VerifyingKey>,
     ) -> Self {
+        let fresh_until = source.as_ref().map(|_| Instant::now());
         Self {
-            jwks_uri,
-            http,
+            source,
             settings,
-            keys: RwLock::new(Arc::new(KeySet::new(keys))),
+            loaded: RwLock::new(Arc::new(Loaded {
+                set: KeySet::new(keys),
+                fresh_until,
+            })),
             fetch: tokio::sync::Mutex::new(FetchState::default()),
             attempts: AtomicU64::new(0),
         }
     }
 
-    fn snapshot(&self) -> Arc<KeySet> {
-        // A poisoned lock only means a panic elsewhere mid-swap of an Arc; the
-        // value inside is still a complete key set.
-        Arc::clone(&self.keys.read().unwrap_or_else(|p| p.into_inner()))
+    fn snapshot(&self) -> Arc<Loaded> {
+        // A poisoned lock only means a panic elsewhere mid-swap of an Arc;
+        // the value inside is still a complete key set.
+        Arc::clone(&self.loaded.read().unwrap_or_else(|p| p.into_inner()))
     }
 
     /// Number of keys currently loaded.
     pub fn key_count(&self) -> usize {
-        self.snapshot().all.len()
+        self.snapshot().set.all.len()
+    }
+
+    /// Whether a token could be verified right now without fetching.
+    pub fn has_usable_keys(&self) -> bool {
+        self.snapshot()
+            .usable(Instant::now(), self.settings.max_stale)
+    }
+
+    /// Whether `key` is still published (a cached verdict for a key the
+    /// issuer has since withdrawn must not outlive it).
+    pub fn still_holds(&self, key: &Arc<VerifyingKey>) -> bool {
+        self.snapshot().set.all.iter().any(|k| Arc::ptr_eq(k, key))
     }
 
     /// The key to verify a token with `kid` and `alg`, refetching once
@@ -333,43 +387,46 @@ impl KeyStore {
         alg: Algorithm,
     ) -> Result<Arc<VerifyingKey>, AuthError> {
         let seen = self.attempts.load(Ordering::Acquire);
-        if let Some(key) = self
-            .snapshot()
-            .find(kid, alg)
-            .map_err(AuthError::InvalidToken)?
-        {
+        let loaded = self.snapshot();
+        let usable = loaded.usable(Instant::now(), self.settings.max_stale);
+        if usable && let Some(key) = loaded.set.find(kid, alg).map_err(AuthError::InvalidToken)? {
             return Ok(key);
         }
-        if self.jwks_uri.is_none() {
+        if self.source.is_none() {
             return Err(AuthError::InvalidToken(Rejection::UnknownSigningKey));
         }
         {
             let mut state = self.fetch.lock().await;
+            // Someone else fetched while we waited for the lock: use theirs.
             if self.attempts.load(Ordering::Acquire) == seen {
-                let (last, wait) = if self.key_count() == 0 {
-                    (state.last_attempt, self.settings.empty_retry)
-                } else {
+                let (last, wait) = if usable {
                     (state.last_refetch, self.settings.refetch_cooldown)
+                } else {
+                    (state.last_attempt, self.settings.empty_retry)
                 };
                 if last.is_none_or(|at| at.elapsed() >= wait) {
                     let now = Instant::now();
                     state.last_attempt = Some(now);
-                    state.last_refetch = Some(now);
+                    if usable {
+                        state.last_refetch = Some(now);
+                    }
                     // Failure is logged inside; the keys we had stay in place.
                     let _ = self.refresh_locked().await;
                 }
             }
         }
-        if self.key_count() == 0 {
+        let loaded = self.snapshot();
+        if !loaded.usable(Instant::now(), self.settings.max_stale) {
             return Err(AuthError::KeysUnavailable);
         }
-        self.snapshot()
+        loaded
+            .set
             .find(kid, alg)
             .map_err(AuthError::InvalidToken)?
             .ok_or(AuthError::InvalidToken(Rejection::UnknownSigningKey))
     }
 
-    /// Fetches the JWKS now (startup), unless another fetch is under way.
+    /// Fetches the keys now, waiting for any fetch already under way.
     pub async fn refresh(&self) -> anyhow::Result<()> {
         let mut state = self.fetch.lock().await;
         state.last_attempt = Some(Instant::now());
@@ -377,55 +434,194 @@ impl KeyStore {
     }
 
     async fn refresh_locked(&self) -> anyhow::Result<()> {
-        let result = self.download().await;
+        let Some(source) = &self.source else {
+            return Ok(());
+        };
+        let result = source.fetch().await;
         self.attempts.fetch_add(1, Ordering::AcqRel);
         match result {
-            Ok(keys) => {
-                tracing::info!(count = keys.len(), uri = ?self.jwks_uri, "loaded signing keys");
-                *self.keys.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(KeySet::new(keys));
+            Ok(fetched) => {
+                let ttl = fetched
+                    .max_age
+                    .unwrap_or(self.settings.cache_ttl)
+                    .clamp(self.settings.min_ttl, self.settings.max_ttl);
+                tracing::info!(
+                    count = fetched.keys.len(),
+                    ttl_s = ttl.as_secs(),
+                    "loaded signing keys"
+                );
+                let loaded = Loaded {
+                    set: KeySet::new(fetched.keys),
+                    fresh_until: Some(Instant::now() + ttl),
+                };
+                *self.loaded.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(loaded);
                 Ok(())
             }
             Err(err) => {
-                tracing::warn!(error = %format!("{err:#}"), uri = ?self.jwks_uri, "JWKS fetch failed");
+                tracing::warn!(error = %format!("{err:#}"), "JWKS fetch failed; keeping the last good keys");
                 Err(err)
             }
         }
     }
 
-    async fn download(&self) -> anyhow::Result<Vec<VerifyingKey>> {
+    /// When the background refresher should fetch next: shortly before the
+    /// keys go stale, so requests never wait for a routine refresh.
+    fn next_refresh(&self) -> Option<Instant> {
+        let fresh_until = self.snapshot().fresh_until?;
+        // Refresh at 90% of the remaining freshness, and not in a busy loop.
+        let now = Instant::now();
+        let remaining = fresh_until.saturating_duration_since(now);
+        Some(now + remaining.mul_f64(0.9))
+    }
+
+    /// Keeps the keys fresh until `shutdown` flips to true: fetches at once,
+    /// then ahead of each expiry, backing off after failures. Fixed stores
+    /// return immediately.
+    pub async fn run_refresher(self: Arc<Self>, mut shutdown: watch::Receiver<bool>) {
+        if self.source.is_none() {
+            return;
+        }
+        let mut backoff = self.settings.retry_min;
+        let mut wake = Instant::now();
+        loop {
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            }
+            match self.refresh().await {
+                Ok(()) => {
+                    backoff = self.settings.retry_min;
+                    wake = self
+                        .next_refresh()
+                        .unwrap_or_else(|| Instant::now() + self.settings.cache_ttl);
+                }
+                Err(_) => {
+                    wake = Instant::now() + backoff;
+                    backoff = (backoff * 2).min(self.settings.retry_max);
+                }
+            }
+        }
+    }
+}
+
+/// Fetches a JWKS over HTTP, discovering its URL from the issuer's
+/// OpenID configuration when none is configured.
+pub struct HttpJwks {
+    issuer: String,
+    jwks_uri: Option<String>,
+    discovered: tokio::sync::Mutex<Option<String>>,
+    http: reqwest::Client,
+    /// A slow provider must not stall requests waiting on a rotation refetch.
+    timeout: Duration,
+    /// A JWKS is a few KiB; anything larger is refused before parsing.
+    max_body_bytes: usize,
+}
+
+impl HttpJwks {
+    pub fn new(
+        issuer: String,
+        jwks_uri: Option<String>,
+        http: reqwest::Client,
+        timeout: Duration,
+        max_body_bytes: usize,
+    ) -> Self {
+        Self {
+            issuer,
+            jwks_uri,
+            discovered: tokio::sync::Mutex::new(None),
+            http,
+            timeout,
+            max_body_bytes,
+        }
+    }
+
+    async fn get(&self, url: &str) -> anyhow::Result<(Vec<u8>, Option<Duration>)> {
         use anyhow::Context;
-        let uri = self
-            .jwks_uri
-            .as_deref()
-            .context("fixed key store has nothing to fetch")?;
         let mut response = self
             .http
-            .get(uri)
-            .timeout(self.settings.timeout)
+            .get(url)
+            .timeout(self.timeout)
             .send()
             .await
-            .context("requesting JWKS")?
+            .with_context(|| format!("requesting {url}"))?
             .error_for_status()
-            .context("JWKS endpoint answered with an error")?;
-        let limit = self.settings.max_body_bytes;
+            .with_context(|| format!("{url} answered with an error"))?;
+        let max_age = response
+            .headers()
+            .get_all(http::header::CACHE_CONTROL)
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .find_map(|d| d.trim().strip_prefix("max-age=")?.parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let limit = self.max_body_bytes;
         if response
             .content_length()
             .is_some_and(|len| len > limit as u64)
         {
-            anyhow::bail!("JWKS larger than {limit} bytes");
+            anyhow::bail!("{url}: body larger than {limit} bytes");
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.context("reading JWKS body")? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .with_context(|| format!("reading {url}"))?
+        {
             if body.len() + chunk.len() > limit {
-                anyhow::bail!("JWKS larger than {limit} bytes");
+                anyhow::bail!("{url}: body larger than {limit} bytes");
             }
             body.extend_from_slice(&chunk);
         }
-        parse_jwks(&body).map_err(anyhow::Error::msg)
+        Ok((body, max_age))
+    }
+
+    /// The configured JWKS URL, or the one the issuer's discovery document
+    /// names, or `{issuer}.well-known/jwks.json` when discovery fails.
+    async fn jwks_uri(&self) -> String {
+        if let Some(uri) = &self.jwks_uri {
+            return uri.clone();
+        }
+        let mut discovered = self.discovered.lock().await;
+        if let Some(uri) = discovered.as_ref() {
+            return uri.clone();
+        }
+        let base = self.issuer.trim_end_matches('/');
+        let from_discovery = async {
+            let (body, _) = self
+                .get(&format!("{base}/.well-known/openid-configuration"))
+                .await?;
+            #[derive(Deserialize)]
+            struct Discovery {
+                jwks_uri: String,
+            }
+            let doc: Discovery = serde_json::from_slice(&body)?;
+            check_transport(&doc.jwks_uri)?;
+            anyhow::Ok(doc.jwks_uri)
+        };
+        match from_discovery.await {
+            Ok(uri) => {
+                *discovered = Some(uri.clone());
+                uri
+            }
+            Err(err) => {
+                tracing::debug!(error = %format!("{err:#}"), "OpenID discovery failed; using the well-known JWKS path");
+                format!("{base}/.well-known/jwks.json")
+            }
+        }
     }
 }
 
-/// The HTTP client for JWKS fetches: no redirects to another host.
+#[async_trait]
+impl JwksSource for HttpJwks {
+    async fn fetch(&self) -> anyhow::Result<Fetched> {
+        let uri = self.jwks_uri().await;
+        let (body, max_age) = self.get(&uri).await?;
+        let keys = parse_jwks(&body).map_err(anyhow::Error::msg)?;
+        Ok(Fetched { keys, max_age })
+    }
+}
+
+/// The HTTP client for JWKS fetches: redirects only within the same host.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     let policy = reqwest::redirect::Policy::custom(|attempt| {
         let same_host = attempt
@@ -442,24 +638,4 @@ pub fn http_client() -> anyhow::Result<reqwest::Client> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn algorithm_names_are_exact_and_asymmetric_only() {
-        assert_eq!(parse_algorithm("RS256"), Some(Algorithm::RS256));
-        for refused in ["rs256", "none", "None", "NONE", "HS256", "RS256 ", ""] {
-            assert_eq!(parse_algorithm(refused), None, "{refused:?}");
-        }
-    }
-
-    #[test]
-    fn only_https_or_loopback_urls_are_accepted() {
-        assert!(check_transport("https://tenant.auth0.com/").is_ok());
-        assert!(check_transport("http://127.0.0.1:8080/").is_ok());
-        assert!(check_transport("http://localhost/").is_ok());
-        assert!(check_transport("http://[::1]:9/").is_ok());
-        assert!(check_transport("http://tenant.auth0.com/").is_err());
-        assert!(check_transport("ftp://127.0.0.1/").is_err());
-    }
-}
+mod tests;

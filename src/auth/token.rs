@@ -1,22 +1,29 @@
-//! JWT validation policy (RFC 7519, RFC 8725).
+//! JWT validation policy (RFC 7519, RFC 8725, RFC 9068).
 //!
 //! The header and claims are parsed here rather than by a generic decoder so
 //! that every rule is explicit: exact algorithm names from an allow-list,
-//! no `crit`, keys only from the issuer's JWKS (never from the token), the
-//! signature checked before any claim is trusted, and registered claims of
-//! the wrong JSON type treated as invalid rather than absent.
+//! no `crit`, no duplicate JSON keys, keys only from the issuer's JWKS
+//! (never from the token), the signature checked before any claim is
+//! trusted, and registered claims of the wrong JSON type treated as invalid
+//! rather than absent.
 
 use std::{
     collections::HashMap,
+    fmt,
     sync::Arc,
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
+use aws_lc_rs::digest;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::Algorithm;
+use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::{Map, Value};
 
-use super::{AuthError, Principal, Rejection, keys::KeyStore, keys::parse_algorithm};
+use super::{
+    AuthError, Principal, Rejection,
+    keys::{KeyStore, VerifyingKey, parse_algorithm},
+};
 
 /// What a token must satisfy, beyond being signed by a configured issuer.
 #[derive(Debug, Clone)]
@@ -29,10 +36,24 @@ pub struct TokenPolicy {
     pub leeway: Duration,
     /// Claim naming the caller; `sub` is the fallback.
     pub identity_claim: String,
-    /// Claim listing granted scopes (`scope`, or `permissions` for Auth0 RBAC).
-    pub scope_claim: String,
+    /// Claims listing granted scopes (`scope`, and/or `permissions` for
+    /// Auth0 RBAC); a scope in any of them counts.
+    pub scope_claims: Vec<String>,
     /// Tokens longer than this are refused before any parsing work.
     pub max_token_bytes: usize,
+    /// RFC 9068 mode: the header `typ` must be this (e.g. `at+jwt`).
+    pub require_typ: Option<String>,
+    /// Verified tokens remembered, so a repeated token skips the signature
+    /// check; 0 disables the cache.
+    pub cache_capacity: usize,
+}
+
+/// A verified token remembered by its digest.
+struct Verdict {
+    principal: Principal,
+    exp: f64,
+    issuer: String,
+    key: Arc<VerifyingKey>,
 }
 
 /// Verifies tokens against the configured issuers' keys and the policy.
@@ -40,6 +61,7 @@ pub struct TokenVerifier {
     policy: TokenPolicy,
     /// Exact `iss` value → that issuer's keys. Keys never cross issuers.
     issuers: HashMap<String, Arc<KeyStore>>,
+    cache: Option<quick_cache::sync::Cache<[u8; 32], Arc<Verdict>>>,
 }
 
 fn malformed() -> AuthError {
@@ -50,9 +72,38 @@ fn reject(rejection: Rejection) -> AuthError {
     AuthError::InvalidToken(rejection)
 }
 
+/// A JSON object that refuses duplicate member names (RFC 8725 §3.11
+/// and RFC 7515 §5.2: a parser must reject them or keep the last, and
+/// rejecting removes any ambiguity between us and the issuer).
+struct UniqueObject(Map<String, Value>);
+
+impl<'de> Deserialize<'de> for UniqueObject {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct ObjectVisitor;
+        impl<'de> Visitor<'de> for ObjectVisitor {
+            type Value = UniqueObject;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut access: A) -> Result<UniqueObject, A::Error> {
+                let mut map = Map::new();
+                while let Some((key, value)) = access.next_entry::<String, Value>()? {
+                    if map.insert(key, value).is_some() {
+                        return Err(serde::de::Error::custom("duplicate member"));
+                    }
+                }
+                Ok(UniqueObject(map))
+            }
+        }
+        deserializer.deserialize_map(ObjectVisitor)
+    }
+}
+
 fn decode_json(segment: &str) -> Result<Map<String, Value>, AuthError> {
     let bytes = URL_SAFE_NO_PAD.decode(segment).map_err(|_| malformed())?;
-    serde_json::from_slice(&bytes).map_err(|_| malformed())
+    serde_json::from_slice::<UniqueObject>(&bytes)
+        .map(|o| o.0)
+        .map_err(|_| malformed())
 }
 
 /// A NumericDate claim: absent is `None`, present but not a number is malformed.
@@ -75,9 +126,30 @@ fn string_claim<'a>(
     }
 }
 
+fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64()
+}
+
+/// What was learnt about a token before it failed, for the debug log.
+#[derive(Default)]
+struct Seen {
+    kid: Option<String>,
+    iss: Option<String>,
+    sub: Option<String>,
+}
+
 impl TokenVerifier {
     pub fn new(policy: TokenPolicy, issuers: HashMap<String, Arc<KeyStore>>) -> Self {
-        Self { policy, issuers }
+        let cache = (policy.cache_capacity > 0)
+            .then(|| quick_cache::sync::Cache::new(policy.cache_capacity));
+        Self {
+            policy,
+            issuers,
+            cache,
+        }
     }
 
     /// Every configured issuer's key store.
@@ -96,6 +168,59 @@ impl TokenVerifier {
         if token.len() > self.policy.max_token_bytes {
             return Err(malformed());
         }
+        let digest = self.cache.as_ref().map(|_| {
+            let mut out = [0u8; 32];
+            out.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+            out
+        });
+        if let (Some(cache), Some(digest)) = (&self.cache, &digest)
+            && let Some(verdict) = cache.get(digest)
+        {
+            return self.recheck(&verdict);
+        }
+        let mut seen = Seen::default();
+        let result = self.verify_uncached(token, &mut seen).await;
+        match &result {
+            Ok((principal, exp, issuer, key)) => {
+                if let (Some(cache), Some(digest)) = (&self.cache, digest) {
+                    let verdict = Verdict {
+                        principal: principal.clone(),
+                        exp: *exp,
+                        issuer: issuer.clone(),
+                        key: Arc::clone(key),
+                    };
+                    cache.insert(digest, Arc::new(verdict));
+                }
+            }
+            Err(err) => tracing::debug!(
+                reason = %err, kid = ?seen.kid, iss = ?seen.iss, sub = ?seen.sub,
+                "token refused"
+            ),
+        }
+        result.map(|(principal, ..)| principal)
+    }
+
+    /// A cache hit skips the signature, but time still passes and keys
+    /// can be withdrawn: neither may change the verdict.
+    fn recheck(&self, verdict: &Verdict) -> Result<Principal, AuthError> {
+        if unix_now() > verdict.exp + self.policy.leeway.as_secs_f64() {
+            return Err(reject(Rejection::Expired));
+        }
+        let key_still_published = self
+            .issuers
+            .get(&verdict.issuer)
+            .is_some_and(|keys| keys.still_holds(&verdict.key));
+        if !key_still_published {
+            return Err(reject(Rejection::UnknownSigningKey));
+        }
+        Ok(verdict.principal.clone())
+    }
+
+    async fn verify_uncached(
+        &self,
+        token: &str,
+        seen: &mut Seen,
+    ) -> Result<(Principal, f64, String, Arc<VerifyingKey>), AuthError> {
         let mut parts = token.split('.');
         let (Some(header_b64), Some(claims_b64), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -104,6 +229,10 @@ impl TokenVerifier {
             return Err(malformed());
         };
         let header = decode_json(header_b64)?;
+        seen.kid = string_claim(&header, "kid")
+            .ok()
+            .flatten()
+            .map(str::to_owned);
         let alg = match header.get("alg") {
             Some(Value::String(name)) => parse_algorithm(name)
                 .filter(|alg| self.policy.algorithms.contains(alg))
@@ -114,9 +243,21 @@ impl TokenVerifier {
         if header.contains_key("crit") {
             return Err(malformed());
         }
+        if let Some(required) = &self.policy.require_typ {
+            let typ = string_claim(&header, "typ")?.unwrap_or_default();
+            let typ = typ.strip_prefix("application/").unwrap_or(typ);
+            if !typ.eq_ignore_ascii_case(required) {
+                return Err(malformed());
+            }
+        }
         let kid = string_claim(&header, "kid")?;
         let claims = decode_json(claims_b64)?;
         let issuer = string_claim(&claims, "iss")?.ok_or(reject(Rejection::IssuerNotAccepted))?;
+        seen.iss = Some(issuer.to_owned());
+        seen.sub = string_claim(&claims, "sub")
+            .ok()
+            .flatten()
+            .map(str::to_owned);
         let keys = self
             .issuers
             .get(issuer)
@@ -135,14 +276,12 @@ impl TokenVerifier {
         if !valid {
             return Err(reject(Rejection::SignatureInvalid));
         }
-        self.check_claims(&claims)
+        let (principal, exp) = self.check_claims(&claims)?;
+        Ok((principal, exp, issuer.to_owned(), key))
     }
 
-    fn check_claims(&self, claims: &Map<String, Value>) -> Result<Principal, AuthError> {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .as_secs_f64();
+    fn check_claims(&self, claims: &Map<String, Value>) -> Result<(Principal, f64), AuthError> {
+        let now = unix_now();
         let leeway = self.policy.leeway.as_secs_f64();
         let exp = numeric_date(claims, "exp")?.ok_or(malformed())?;
         if now > exp + leeway {
@@ -180,23 +319,31 @@ impl TokenVerifier {
         if identity.is_empty() {
             return Err(malformed());
         }
-        let scopes = match claims.get(&self.policy.scope_claim) {
-            None => Vec::new(),
-            Some(Value::String(s)) => s
-                .split(' ')
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect(),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|v| v.as_str().map(str::to_owned).ok_or_else(malformed))
-                .collect::<Result<_, _>>()?,
-            Some(_) => return Err(malformed()),
-        };
-        Ok(Principal {
-            subject,
-            identity,
-            scopes,
-        })
+        let mut scopes = Vec::new();
+        for claim in &self.policy.scope_claims {
+            match claims.get(claim) {
+                None => {}
+                Some(Value::String(s)) => {
+                    scopes.extend(s.split(' ').filter(|s| !s.is_empty()).map(str::to_owned))
+                }
+                Some(Value::Array(items)) => {
+                    for item in items {
+                        let Value::String(s) = item else {
+                            return Err(malformed());
+                        };
+                        scopes.push(s.clone());
+                    }
+                }
+                Some(_) => return Err(malformed()),
+            }
+        }
+        Ok((
+            Principal {
+                subject,
+                identity,
+                scopes,
+            },
+            exp,
+        ))
     }
 }

@@ -146,6 +146,7 @@ async fn an_identity_provider_that_is_down_with_nothing_cached_makes_calls_unava
         .await
         .expect_err("no keys");
     assert_eq!(status.code(), Code::Unavailable);
+    assert!(status.metadata().get("www-authenticate").is_none());
 
     // When the provider recovers, the next call fetches and succeeds.
     down.set_down(false);

@@ -3,8 +3,12 @@
 
 use std::{path::PathBuf, time::Duration};
 
+use clap::Parser;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
-use timesheets::{App, ServeConfig, config::DEFAULT_IDENTITY_CLAIM};
+use timesheets::{
+    App, ServeConfig,
+    config::{Cli, Command},
+};
 use tokio::{sync::oneshot, task::JoinHandle};
 use tonic::{
     Request, Status,
@@ -133,19 +137,26 @@ pub struct TestApp {
     server: Option<JoinHandle<anyhow::Result<()>>>,
 }
 
-/// The configuration every test starts from.
+/// The configuration every test starts from: the command line's own
+/// defaults, so tests run what users run.
 pub fn test_config(database_url: String, issuer: &TestIssuer) -> ServeConfig {
-    ServeConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        database_url,
-        issuers: vec![issuer.url()],
-        audiences: vec![AUDIENCE.to_owned()],
-        jwks_uri: None,
-        identity_claim: DEFAULT_IDENTITY_CLAIM.to_owned(),
-        clock_leeway: Duration::from_secs(30),
-        dev: false,
-        dev_key_file: PathBuf::from("unused-in-tests.pem"),
-    }
+    let cli = Cli::try_parse_from([
+        "timesheets",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--database-url",
+        &database_url,
+        "--issuer",
+        &issuer.url(),
+        "--audience",
+        AUDIENCE,
+    ])
+    .expect("test command line parses");
+    let Command::Serve(config) = cli.command else {
+        unreachable!("serve was given")
+    };
+    config
 }
 
 /// Starts the server on `backend`, or `None` when that backend is not

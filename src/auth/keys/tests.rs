@@ -1,0 +1,271 @@
+//! Key store lifecycle under paused time, against a scripted provider.
+
+use std::sync::{Mutex, atomic::AtomicUsize};
+
+use super::*;
+use crate::dev::SigningKey;
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Up,
+    Down,
+    /// Answers only after an hour: a provider that hangs.
+    Hang,
+}
+
+/// A provider whose keys, availability and delay the test controls.
+struct Scripted {
+    jwks: Mutex<Vec<serde_json::Value>>,
+    mode: Mutex<Mode>,
+    delay: Duration,
+    max_age: Option<Duration>,
+    fetches: AtomicUsize,
+}
+
+impl Scripted {
+    fn new(keys: &[&SigningKey]) -> Arc<Self> {
+        Arc::new(Self {
+            jwks: Mutex::new(keys.iter().map(|k| k.jwk()).collect()),
+            mode: Mutex::new(Mode::Up),
+            delay: Duration::from_millis(50),
+            max_age: None,
+            fetches: AtomicUsize::new(0),
+        })
+    }
+
+    fn set_mode(&self, mode: Mode) {
+        *self.mode.lock().expect("lock") = mode;
+    }
+
+    fn publish(&self, key: &SigningKey) {
+        self.jwks.lock().expect("lock").push(key.jwk());
+    }
+
+    fn fetches(&self) -> usize {
+        self.fetches.load(Ordering::SeqCst)
+    }
+}
+
+#[async_trait]
+impl JwksSource for Scripted {
+    async fn fetch(&self) -> anyhow::Result<Fetched> {
+        self.fetches.fetch_add(1, Ordering::SeqCst);
+        let mode = *self.mode.lock().expect("lock");
+        match mode {
+            Mode::Hang => tokio::time::sleep(Duration::from_secs(3600)).await,
+            _ => tokio::time::sleep(self.delay).await,
+        }
+        if mode == Mode::Down {
+            anyhow::bail!("provider down");
+        }
+        let doc = serde_json::json!({ "keys": *self.jwks.lock().expect("lock") });
+        let keys = parse_jwks(doc.to_string().as_bytes()).map_err(anyhow::Error::msg)?;
+        Ok(Fetched {
+            keys,
+            max_age: self.max_age,
+        })
+    }
+}
+
+fn store(source: &Arc<Scripted>) -> Arc<KeyStore> {
+    Arc::new(KeyStore::remote(
+        Arc::clone(source) as Arc<dyn JwksSource>,
+        KeySettings::default(),
+    ))
+}
+
+fn key() -> SigningKey {
+    SigningKey::generate().expect("keygen")
+}
+
+const RS256: Algorithm = Algorithm::RS256;
+
+#[tokio::test(start_paused = true)]
+async fn a_rotated_key_is_found_with_one_refetch() {
+    let (old, new) = (key(), key());
+    let source = Scripted::new(&[&old]);
+    let keys = store(&source);
+    keys.refresh().await.expect("initial fetch");
+    source.publish(&new);
+    keys.key_for(Some(new.kid()), RS256)
+        .await
+        .expect("new key after refetch");
+    keys.key_for(Some(old.kid()), RS256)
+        .await
+        .expect("old key still published");
+    assert_eq!(source.fetches(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_with_keys_cached_keeps_working_until_max_stale() {
+    let signing = key();
+    let source = Scripted::new(&[&signing]);
+    let keys = store(&source);
+    keys.refresh().await.expect("initial fetch");
+    source.set_mode(Mode::Down);
+    // Past freshness (10 min) but within max_stale (1 h): still served.
+    tokio::time::advance(Duration::from_secs(30 * 60)).await;
+    let _ = keys.refresh().await;
+    keys.key_for(Some(signing.kid()), RS256)
+        .await
+        .expect("stale keys still verify");
+    // Beyond freshness + max_stale with no successful refresh: unavailable.
+    tokio::time::advance(Duration::from_secs(60 * 60)).await;
+    let err = keys
+        .key_for(Some(signing.kid()), RS256)
+        .await
+        .expect_err("too stale");
+    assert_eq!(err, AuthError::KeysUnavailable);
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_outage_with_nothing_cached_is_unavailable_not_unauthenticated() {
+    let signing = key();
+    let source = Scripted::new(&[&signing]);
+    source.set_mode(Mode::Down);
+    let keys = store(&source);
+    let err = keys
+        .key_for(Some(signing.kid()), RS256)
+        .await
+        .expect_err("no keys");
+    assert_eq!(err, AuthError::KeysUnavailable);
+    // Recovery is picked up by the next call once the retry pacing allows.
+    source.set_mode(Mode::Up);
+    tokio::time::advance(Duration::from_secs(1)).await;
+    keys.key_for(Some(signing.kid()), RS256)
+        .await
+        .expect("recovered");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_flood_of_random_kids_fetches_at_most_once_per_cooldown() {
+    let signing = key();
+    let source = Scripted::new(&[&signing]);
+    let keys = store(&source);
+    keys.refresh().await.expect("initial fetch");
+    for round in 0..3 {
+        for i in 0..200 {
+            let err = keys
+                .key_for(Some(&format!("random-{round}-{i}")), RS256)
+                .await
+                .expect_err("unknown");
+            assert_eq!(err, AuthError::InvalidToken(Rejection::UnknownSigningKey));
+        }
+        assert_eq!(source.fetches(), 2 + round, "round {round}");
+        tokio::time::advance(Duration::from_secs(30)).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn five_hundred_concurrent_calls_on_a_cold_store_cause_one_fetch() {
+    let signing = key();
+    let source = Scripted::new(&[&signing]);
+    let keys = store(&source);
+    let kid = signing.kid().to_owned();
+    let calls: Vec<_> = (0..500)
+        .map(|_| {
+            let keys = Arc::clone(&keys);
+            let kid = kid.clone();
+            tokio::spawn(async move { keys.key_for(Some(&kid), RS256).await.map(|_| ()) })
+        })
+        .collect();
+    for call in calls {
+        call.await.expect("joined").expect("verified");
+    }
+    assert_eq!(source.fetches(), 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_hanging_provider_delays_no_call_whose_key_is_cached() {
+    let signing = key();
+    let source = Scripted::new(&[&signing]);
+    let keys = store(&source);
+    keys.refresh().await.expect("initial fetch");
+    source.set_mode(Mode::Hang);
+    // An unknown kid starts a refetch that hangs while holding the fetch lock.
+    let stuck = {
+        let keys = Arc::clone(&keys);
+        tokio::spawn(async move { keys.key_for(Some("rotated-away"), RS256).await.map(|_| ()) })
+    };
+    tokio::task::yield_now().await;
+    let started = Instant::now();
+    keys.key_for(Some(signing.kid()), RS256)
+        .await
+        .expect("cached key");
+    assert_eq!(
+        started.elapsed(),
+        Duration::ZERO,
+        "no waiting on the hung fetch"
+    );
+    stuck.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_background_refresher_fetches_before_expiry_and_stops_on_shutdown() {
+    let signing = key();
+    let source = Scripted::new(&[&signing]);
+    let keys = store(&source);
+    let (stop, stopped) = watch::channel(false);
+    let refresher = tokio::spawn(Arc::clone(&keys).run_refresher(stopped));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(source.fetches(), 1, "fetched at startup");
+    assert!(keys.has_usable_keys());
+    // Default freshness is 10 minutes; the refresh comes at 90% of it.
+    tokio::time::sleep(Duration::from_secs(9 * 60 + 5)).await;
+    assert_eq!(source.fetches(), 2, "refreshed ahead of expiry");
+    stop.send(true).expect("refresher listening");
+    refresher.await.expect("refresher stopped cleanly");
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_refresher_keeps_retrying_with_backoff_while_the_provider_is_down() {
+    let signing = key();
+    let source = Scripted::new(&[&signing]);
+    source.set_mode(Mode::Down);
+    let keys = store(&source);
+    let (stop, stopped) = watch::channel(false);
+    let refresher = tokio::spawn(Arc::clone(&keys).run_refresher(stopped));
+    // Attempts at 0, 1, 3, 7, 15, 31 s (backoff 1, 2, 4, 8, 16 s).
+    tokio::time::sleep(Duration::from_secs(32)).await;
+    assert_eq!(source.fetches(), 6);
+    assert!(!keys.has_usable_keys());
+    source.set_mode(Mode::Up);
+    tokio::time::sleep(Duration::from_secs(33)).await;
+    assert!(keys.has_usable_keys(), "recovered without a restart");
+    stop.send(true).expect("refresher listening");
+    refresher.await.expect("refresher stopped cleanly");
+}
+
+#[test]
+fn algorithm_names_are_exact_and_asymmetric_only() {
+    assert_eq!(parse_algorithm("RS256"), Some(Algorithm::RS256));
+    for refused in ["rs256", "none", "None", "NONE", "HS256", "RS256 ", ""] {
+        assert_eq!(parse_algorithm(refused), None, "{refused:?}");
+    }
+}
+
+#[test]
+fn only_https_or_loopback_urls_are_accepted() {
+    assert!(check_transport("https://tenant.auth0.com/").is_ok());
+    assert!(check_transport("http://127.0.0.1:8080/").is_ok());
+    assert!(check_transport("http://localhost/").is_ok());
+    assert!(check_transport("http://[::1]:9/").is_ok());
+    assert!(check_transport("http://tenant.auth0.com/").is_err());
+    assert!(check_transport("ftp://127.0.0.1/").is_err());
+}
+
+#[test]
+fn unusable_jwks_entries_are_skipped_one_by_one() {
+    let good = key().jwk();
+    let mut enc = good.clone();
+    enc["use"] = "enc".into();
+    let mut short = good.clone();
+    short["n"] = URL_SAFE_NO_PAD.encode([0xab; 128]).into();
+    let mut symmetric = good.clone();
+    symmetric["kty"] = "oct".into();
+    let mut hs = good.clone();
+    hs["alg"] = "HS256".into();
+    let doc = serde_json::json!({ "keys": [enc, short, symmetric, hs, good] });
+    let keys = parse_jwks(doc.to_string().as_bytes()).expect("parses");
+    assert_eq!(keys.len(), 1, "only the usable key survives");
+}
