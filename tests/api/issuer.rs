@@ -23,6 +23,8 @@ pub const EMAIL_CLAIM: &str = "https://api.exampleco.com/email";
 #[derive(Default)]
 struct Shared {
     keys: Mutex<Vec<Arc<SigningKey>>>,
+    /// Extra JWKS entries published as given (odd or unusable keys).
+    extra: Mutex<Vec<Value>>,
     down: AtomicBool,
     fetches: AtomicUsize,
 }
@@ -42,13 +44,14 @@ async fn jwks(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
             Json(json!({"error": "down"})),
         );
     }
-    let keys: Vec<Value> = shared
+    let mut keys: Vec<Value> = shared
         .keys
         .lock()
         .expect("keys lock")
         .iter()
         .map(|k| k.jwk())
         .collect();
+    keys.extend(shared.extra.lock().expect("extra lock").iter().cloned());
     (StatusCode::OK, Json(json!({ "keys": keys })))
 }
 
@@ -101,6 +104,26 @@ impl TestIssuer {
     pub fn rotate(&self) {
         let key = Arc::new(SigningKey::generate().expect("keygen"));
         self.shared.keys.lock().expect("keys lock").push(key);
+    }
+
+    /// Publishes an arbitrary JWKS entry beside the signing keys.
+    pub fn publish(&self, jwk: Value) {
+        self.shared.extra.lock().expect("extra lock").push(jwk);
+    }
+
+    /// Signs raw header and claims bytes with the current key.
+    pub fn sign_bytes(&self, header: &[u8], claims: &[u8]) -> String {
+        self.current_key().sign_bytes(header, claims).expect("sign")
+    }
+
+    /// The current key's JWK (public half).
+    pub fn jwk(&self) -> Value {
+        self.current_key().jwk()
+    }
+
+    /// The current key's kid.
+    pub fn kid(&self) -> String {
+        self.current_key().kid().to_owned()
     }
 
     fn current_key(&self) -> Arc<SigningKey> {

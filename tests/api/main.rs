@@ -6,6 +6,7 @@ mod helpers;
 mod issuer;
 
 mod approvals;
+mod attacks;
 mod auth;
 mod batch;
 mod idempotency;
