@@ -7,6 +7,7 @@
 //! - [`app`]: `App::build` binds, wires storage, auth and services; `run_until` serves.
 //! - [`proto`]: generated types and the embedded descriptor set (the contract).
 //! - [`auth`]: JWT validation, JWKS key stores, the scope table and the auth layer.
+//! - [`transcode`]: the generic `google.api.http` → gRPC transcoder (HTTP/JSON surface).
 //! - [`service`]: the TimesheetService handlers: validate, store, map.
 //! - [`domain`]: validated input types (dates, hours, projects, notes).
 //! - [`pagination`]: page sizes and tamper-proof keyset page tokens.
@@ -29,6 +30,7 @@ pub mod proto;
 pub mod service;
 pub mod storage;
 pub mod telemetry;
+pub mod transcode;
 
 pub use app::App;
 pub use config::ServeConfig;

@@ -25,7 +25,8 @@ use std::{
 
 use async_trait::async_trait;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
-use jsonwebtoken::{Algorithm, DecodingKey};
+pub use jsonwebtoken::Algorithm;
+use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 use tokio::{sync::watch, time::Instant};
 

@@ -1,0 +1,222 @@
+//! Building the gRPC request message from the parts of an HTTP request, in
+//! a fixed order: body, then path variables (which win over the body, as in
+//! grpc-gateway), then query parameters, then the `Idempotency-Key` header.
+
+use std::collections::HashSet;
+
+use http::HeaderMap;
+use prost_reflect::{
+    DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, ReflectMessage as _, Value,
+};
+
+use super::{
+    error::TranscodeError,
+    json,
+    rules::{Binding, BodyTarget},
+    scalar,
+    template::Capture,
+};
+
+/// Fills a top-level `request_id` string left empty by body and query, so a
+/// standard HTTP idempotency key reaches methods built for retries.
+const IDEMPOTENCY_KEY: &str = "idempotency-key";
+/// The conventional field (AIP-155) the idempotency key goes to.
+const REQUEST_ID_FIELD: &str = "request_id";
+
+/// The request message for `binding`.
+pub(crate) fn build(
+    binding: &Binding,
+    captures: &[Capture],
+    query: Option<&str>,
+    body: &[u8],
+    headers: &HeaderMap,
+    options: &DeserializeOptions,
+) -> Result<DynamicMessage, TranscodeError> {
+    let input = binding.rpc.input();
+    let blank = body.iter().all(u8::is_ascii_whitespace);
+    let mut message = match (&binding.body, blank) {
+        (_, true) => DynamicMessage::new(input),
+        (BodyTarget::None, false) => {
+            return Err(TranscodeError::InvalidArgument {
+                field: None,
+                message: format!(
+                    "{} {} takes no request body",
+                    binding.http_method,
+                    binding.template.source()
+                ),
+            });
+        }
+        (BodyTarget::Whole, false) => {
+            json::read_message(input, None, body, options).map_err(json_error)?
+        }
+        (BodyTarget::Field(field), false) => {
+            json::read_message(input, Some(field), body, options).map_err(json_error)?
+        }
+    };
+    for (chain, capture) in binding.path_fields.iter().zip(captures) {
+        let dotted = dotted(chain);
+        let text = capture.decode().map_err(|_| {
+            TranscodeError::invalid(&dotted, format!("path value for {dotted} is not UTF-8"))
+        })?;
+        let Some((leaf, parents)) = chain.split_last() else {
+            continue;
+        };
+        let value = scalar::parse(&leaf.kind(), &text).map_err(|why| {
+            TranscodeError::invalid(&dotted, format!("path value for {dotted}: {why}"))
+        })?;
+        descend(&mut message, parents)?.set_field(leaf, value);
+    }
+    if let Some(query) = query.filter(|q| !q.is_empty()) {
+        apply_query(&mut message, binding, query)?;
+    }
+    apply_idempotency_key(&mut message, headers)?;
+    Ok(message)
+}
+
+/// A parser error, with serde_json's line and column, as a 400.
+fn json_error(err: serde_json::Error) -> TranscodeError {
+    TranscodeError::InvalidArgument {
+        field: None,
+        message: format!("invalid JSON body: {err}"),
+    }
+}
+
+fn dotted(chain: &[FieldDescriptor]) -> String {
+    chain
+        .iter()
+        .map(FieldDescriptor::name)
+        .collect::<Vec<_>>()
+        .join(".")
+}
+
+/// The message at the end of `parents`, creating the intermediate messages.
+fn descend<'m>(
+    message: &'m mut DynamicMessage,
+    parents: &[FieldDescriptor],
+) -> Result<&'m mut DynamicMessage, TranscodeError> {
+    let mut current = message;
+    for field in parents {
+        current = current
+            .get_field_mut(field)
+            .as_message_mut()
+            .ok_or_else(|| {
+                TranscodeError::Internal(format!("{} is not a message field", field.full_name()))
+            })?;
+    }
+    Ok(current)
+}
+
+/// Query parameters fill the fields neither the path nor the body bound:
+/// dot paths reach nested messages, repeated keys fill repeated fields, and
+/// anything that does not name such a field is a 400, so a typo is never
+/// silently ignored.
+fn apply_query(
+    message: &mut DynamicMessage,
+    binding: &Binding,
+    query: &str,
+) -> Result<(), TranscodeError> {
+    let mut seen: HashSet<Vec<u32>> = HashSet::new();
+    for (key, text) in url::form_urlencoded::parse(query.as_bytes()) {
+        let chain = resolve_query_key(binding, &key)?;
+        let numbers: Vec<u32> = chain.iter().map(FieldDescriptor::number).collect();
+        if binding.path_fields.iter().any(|bound| {
+            bound
+                .iter()
+                .map(FieldDescriptor::number)
+                .eq(numbers.iter().copied())
+        }) {
+            return Err(TranscodeError::invalid(
+                &*key,
+                format!("query parameter {key} is already bound by the path"),
+            ));
+        }
+        let Some((leaf, parents)) = chain.split_last() else {
+            continue;
+        };
+        let value = scalar::parse(&leaf.kind(), &text).map_err(|why| {
+            TranscodeError::invalid(&*key, format!("query parameter {key}: {why}"))
+        })?;
+        let target = descend(message, parents)?;
+        if leaf.is_list() {
+            if let Some(list) = target.get_field_mut(leaf).as_list_mut() {
+                list.push(value);
+            }
+        } else if seen.insert(numbers) {
+            target.set_field(leaf, value);
+        } else {
+            return Err(TranscodeError::invalid(
+                &*key,
+                format!("query parameter {key} is given more than once"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Resolves `a.b.c`, each part by proto name or lowerCamelCase JSON name.
+fn resolve_query_key(binding: &Binding, key: &str) -> Result<Vec<FieldDescriptor>, TranscodeError> {
+    let unknown = || TranscodeError::invalid(key, format!("unknown query parameter {key}"));
+    if matches!(binding.body, BodyTarget::Whole) {
+        return Err(unknown());
+    }
+    let parts: Vec<&str> = key.split('.').collect();
+    let mut chain = Vec::with_capacity(parts.len());
+    let mut current = binding.rpc.input();
+    for (i, part) in parts.iter().enumerate() {
+        let field = current
+            .get_field_by_name(part)
+            .or_else(|| current.get_field_by_json_name(part))
+            .ok_or_else(unknown)?;
+        if i == 0
+            && let BodyTarget::Field(body) = &binding.body
+            && *body == field
+        {
+            return Err(TranscodeError::invalid(
+                key,
+                format!("query parameter {key} is already bound by the body"),
+            ));
+        }
+        let last = i + 1 == parts.len();
+        let kind = field.kind();
+        match kind {
+            _ if field.is_map() => {
+                return Err(TranscodeError::invalid(
+                    key,
+                    format!("map field {key} cannot be set from the query"),
+                ));
+            }
+            Kind::Message(ref next) if !last && !field.is_list() => current = next.clone(),
+            ref kind if last && scalar::is_text_bindable(kind) => {}
+            _ => {
+                return Err(TranscodeError::invalid(
+                    key,
+                    format!("query parameter {key} does not name a value field"),
+                ));
+            }
+        }
+        chain.push(field);
+    }
+    Ok(chain)
+}
+
+fn apply_idempotency_key(
+    message: &mut DynamicMessage,
+    headers: &HeaderMap,
+) -> Result<(), TranscodeError> {
+    let Some(header) = headers.get(IDEMPOTENCY_KEY) else {
+        return Ok(());
+    };
+    let Some(field) = message.descriptor().get_field_by_name(REQUEST_ID_FIELD) else {
+        return Ok(());
+    };
+    if field.kind() != Kind::String || field.is_list() {
+        return Ok(());
+    }
+    if matches!(message.get_field(&field).as_ref(), Value::String(current) if current.is_empty()) {
+        let key = header.to_str().map_err(|_| {
+            TranscodeError::invalid("Idempotency-Key", "the Idempotency-Key header is not ASCII")
+        })?;
+        message.set_field(&field, Value::String(key.to_owned()));
+    }
+    Ok(())
+}
