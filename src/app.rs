@@ -8,16 +8,28 @@
 //! reflection stay open, as in tonic's examples. In `--dev` mode the same
 //! port also serves the dev issuer's JWKS.
 
-use std::{collections::HashMap, future::Future, net::SocketAddr, sync::Arc, time::Duration};
+use std::{
+    collections::HashMap,
+    future::Future,
+    net::SocketAddr,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
 use anyhow::Context;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use axum::{Json, routing::get};
+use http::{HeaderName, HeaderValue, Method};
 use serde_json::json;
 use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
-use tower::ServiceBuilder;
+use tonic_health::server::HealthReporter;
+use tonic_web::GrpcWebLayer;
+use tower::{Layer, ServiceBuilder};
+use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
     auth::{
@@ -25,14 +37,16 @@ use crate::{
         keys::{self, HttpJwks, KeySettings, KeyStore, parse_jwks},
     },
     config::{DEV_AUDIENCE, ServeConfig},
-    dev::{self, SigningKey},
+    dev::{self, DevIssuer, SigningKey},
     pagination::PageTokens,
     proto::{
         FILE_DESCRIPTOR_SET, SERVICE_NAME, descriptor_pool,
         timesheets::v1::timesheet_service_server::TimesheetServiceServer,
     },
+    routes,
     service::TimesheetApi,
     storage::{self, Store},
+    transcode::{GrpcService, JsonNames, TranscodeOptions, Transcoder},
 };
 
 /// How long shutdown waits for background tasks; they only sleep or fetch
@@ -48,14 +62,10 @@ pub struct App {
     local_addr: SocketAddr,
     router: axum::Router,
     store: Arc<dyn Store>,
+    health: HealthReporter,
+    draining: Arc<AtomicBool>,
     dev_banner: Option<String>,
     background: Background,
-}
-
-/// What the `--dev` issuer contributes: its issuer URL, keys and routes.
-struct DevIssuer {
-    issuer: String,
-    key: SigningKey,
 }
 
 impl App {
@@ -66,19 +76,23 @@ impl App {
             .with_context(|| format!("binding {}", config.listen))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
 
-        let dev_issuer = if config.dev {
-            let key = SigningKey::load_or_create(&config.dev_key_file).with_context(|| {
-                format!("loading the dev key {}", config.dev_key_file.display())
-            })?;
-            Some(DevIssuer {
+        let dev = match config.dev {
+            true => Some(Arc::new(DevIssuer {
                 issuer: dev::issuer_for(local_addr),
-                key,
-            })
-        } else {
-            None
+                audience: config
+                    .audiences
+                    .first()
+                    .map_or(DEV_AUDIENCE, String::as_str)
+                    .to_owned(),
+                identity_claim: config.identity_claim.clone(),
+                key: SigningKey::load_or_create(&config.dev_key_file).with_context(|| {
+                    format!("loading the dev key {}", config.dev_key_file.display())
+                })?,
+            })),
+            false => None,
         };
         let mut background = Background::new();
-        let verifier = build_verifier(&config, dev_issuer.as_ref(), &mut background)?;
+        let verifier = build_verifier(&config, dev.as_deref(), &mut background)?;
         let scopes = ScopeTable::from_descriptors(descriptor_pool(), &[SERVICE_NAME])?;
         let auth = Authenticator::new(verifier, scopes);
 
@@ -93,32 +107,62 @@ impl App {
             .context("loading the page-token key")?;
         let api = TimesheetApi::new(Arc::clone(&store), PageTokens::new(&secret));
 
-        let mut router = grpc_router(api, auth).await?;
-        let dev_banner = match dev_issuer {
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_serving::<TimesheetServiceServer<TimesheetApi>>()
+            .await;
+        let draining = Arc::new(AtomicBool::new(false));
+        let readiness = routes::Readiness {
+            store: Arc::clone(&store),
+            auth: Arc::clone(&auth),
+            draining: Arc::clone(&draining),
+        };
+
+        // One stack for the service: every protocol enters through it.
+        let timesheets = GrpcService::new(
+            ServiceBuilder::new()
+                .layer(AuthLayer::new(auth))
+                .service(TimesheetServiceServer::new(api)),
+        );
+        let transcoder = Transcoder::new(
+            descriptor_pool(),
+            &[SERVICE_NAME],
+            transcode_options(&config)?,
+        )?;
+        let mut router = Routes::new(health_service)
+            .add_service(reflection().build_v1().context("building reflection v1")?)
+            // grpcurl still speaks v1alpha only.
+            .add_service(
+                reflection()
+                    .build_v1alpha()
+                    .context("building reflection v1alpha")?,
+            )
+            .into_axum_router()
+            // Native gRPC and gRPC-Web: tonic-web passes plain gRPC through
+            // and translates gRPC-Web, for this service only.
+            .route_service(
+                &format!("/{SERVICE_NAME}/{{*method}}"),
+                GrpcWebLayer::new().layer(timesheets.clone()),
+            )
+            .merge(routes::router(readiness));
+        let dev_banner = match &dev {
             Some(dev) => {
-                let audience = config
-                    .audiences
-                    .first()
-                    .map_or(DEV_AUDIENCE, String::as_str);
-                let banner = dev::banner(
-                    &dev.key,
-                    &dev.issuer,
-                    audience,
-                    &config.identity_claim,
-                    dev::issuer_for(local_addr)
-                        .trim_start_matches("http://")
-                        .trim_end_matches('/'),
-                )?;
-                router = router.merge(dev_routes(dev));
-                Some(banner)
+                router = router.merge(Arc::clone(dev).routes());
+                Some(dev.banner()?)
             }
             None => None,
         };
+        // Everything else is HTTP/JSON, transcoded into the same stack.
+        let router = router
+            .fallback_service(transcoder.into_router(timesheets))
+            .layer(cors(&config.cors_origins)?);
         Ok(Self {
             listener,
             local_addr,
             router,
             store,
+            health,
+            draining,
             dev_banner,
             background,
         })
@@ -134,13 +178,27 @@ impl App {
         self.dev_banner.as_deref()
     }
 
-    /// Serves every protocol until `shutdown` resolves, then drains and
-    /// closes the database.
+    /// Serves every protocol until `shutdown` resolves, then drains: health
+    /// turns NOT_SERVING and readiness 503 at once, the listener closes,
+    /// in-flight calls finish, background tasks stop, the database closes.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr, "serving gRPC, gRPC-Web and HTTP/JSON");
+        let health = self.health.clone();
+        let draining = Arc::clone(&self.draining);
+        let shutdown = async move {
+            shutdown.await;
+            draining.store(true, Ordering::Release);
+            health
+                .set_not_serving::<TimesheetServiceServer<TimesheetApi>>()
+                .await;
+            health
+                .set_service_status("", tonic_health::ServingStatus::NotServing)
+                .await;
+            tracing::info!("draining in-flight calls");
+        };
         let result = tonic::transport::Server::builder()
             .accept_http1(true)
             .add_routes(Routes::from(self.router))
@@ -151,6 +209,85 @@ impl App {
         self.store.close().await;
         result
     }
+}
+
+/// Reflection over our contract and the health service; left open, so
+/// tools can discover the API without a token.
+fn reflection() -> tonic_reflection::server::Builder<'static> {
+    tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+}
+
+fn transcode_options(config: &ServeConfig) -> anyhow::Result<TranscodeOptions> {
+    let forward_headers = config
+        .forward_headers
+        .iter()
+        .map(|h| {
+            HeaderName::try_from(h.as_str()).with_context(|| format!("--forward-header {h:?}"))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    Ok(TranscodeOptions {
+        json_names: match config.json_names {
+            crate::config::JsonNames::Proto => JsonNames::Proto,
+            crate::config::JsonNames::Camel => JsonNames::Camel,
+        },
+        ignore_unknown_fields: config.json_ignore_unknown_fields,
+        max_body_bytes: config.http_max_body_bytes,
+        forward_headers,
+    })
+}
+
+/// How long browsers may cache a preflight answer.
+const CORS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// CORS for browsers on other origins: any origin unless `--cors-origin`
+/// narrows it, the headers gRPC-Web and the REST clients send, and the
+/// response headers they must be able to read.
+fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
+    let allow_origin = if origins.is_empty() || origins.iter().any(|o| o == "*") {
+        AllowOrigin::any()
+    } else {
+        let values = origins
+            .iter()
+            .map(|o| HeaderValue::from_str(o).with_context(|| format!("--cors-origin {o:?}")))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        AllowOrigin::list(values)
+    };
+    let names = |list: &[&'static str]| {
+        list.iter()
+            .map(|h| HeaderName::from_static(h))
+            .collect::<Vec<_>>()
+    };
+    Ok(CorsLayer::new()
+        .allow_origin(allow_origin)
+        .allow_methods([
+            Method::GET,
+            Method::POST,
+            Method::PUT,
+            Method::PATCH,
+            Method::DELETE,
+        ])
+        .allow_headers(names(&[
+            "authorization",
+            "content-type",
+            "x-grpc-web",
+            "x-user-agent",
+            "grpc-timeout",
+            "idempotency-key",
+            "x-request-id",
+        ]))
+        .expose_headers(names(&[
+            "grpc-status",
+            "grpc-message",
+            "grpc-status-details-bin",
+            "www-authenticate",
+            "location",
+            "link",
+            "retry-after",
+            "x-request-id",
+        ]))
+        .max_age(CORS_MAX_AGE))
 }
 
 fn build_verifier(
@@ -259,52 +396,4 @@ impl Drop for Background {
             task.abort();
         }
     }
-}
-
-/// gRPC services: TimesheetService behind auth; health and reflection open.
-async fn grpc_router(api: TimesheetApi, auth: Arc<Authenticator>) -> anyhow::Result<axum::Router> {
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health
-        .set_serving::<TimesheetServiceServer<TimesheetApi>>()
-        .await;
-    let reflection = || {
-        tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(FILE_DESCRIPTOR_SET)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
-    };
-    let reflection_v1 = reflection().build_v1().context("building reflection v1")?;
-    // grpcurl still speaks v1alpha only.
-    let reflection_v1alpha = reflection()
-        .build_v1alpha()
-        .context("building reflection v1alpha")?;
-    let timesheets = ServiceBuilder::new()
-        .map_request(|request: http::Request<axum::body::Body>| request.map(tonic::body::Body::new))
-        .layer(AuthLayer::new(auth))
-        .service(TimesheetServiceServer::new(api));
-    let router = Routes::new(health_service)
-        .add_service(reflection_v1)
-        .add_service(reflection_v1alpha)
-        .into_axum_router()
-        .route_service(&format!("/{SERVICE_NAME}/{{*method}}"), timesheets);
-    Ok(router)
-}
-
-/// The dev issuer's discovery document and JWKS, so other tools can verify
-/// dev tokens the way they would a real tenant's.
-fn dev_routes(dev: DevIssuer) -> axum::Router {
-    let jwks = json!({ "keys": [dev.key.jwk()] });
-    let discovery = json!({
-        "issuer": dev.issuer,
-        "jwks_uri": format!("{}.well-known/jwks.json", dev.issuer),
-        "id_token_signing_alg_values_supported": ["RS256"],
-    });
-    axum::Router::new()
-        .route(
-            "/.well-known/jwks.json",
-            get(move || async move { Json(jwks) }),
-        )
-        .route(
-            "/.well-known/openid-configuration",
-            get(move || async move { Json(discovery) }),
-        )
 }

@@ -118,6 +118,40 @@ pub struct ServeConfig {
     #[arg(long, env = "TIMESHEETS_JWKS_MAX_BYTES", default_value_t = 64 * 1024)]
     pub jwks_max_bytes: usize,
 
+    /// Browser origin allowed by CORS (repeatable). Default: any origin, as the original's
+    /// `cors()`; bearer tokens, not cookies, make that safe.
+    #[arg(
+        long = "cors-origin",
+        env = "TIMESHEETS_CORS_ORIGIN",
+        value_delimiter = ','
+    )]
+    pub cors_origins: Vec<String>,
+
+    /// JSON field names in HTTP responses: `proto` (user_id, as the original API) or `camel`.
+    #[arg(
+        long,
+        env = "TIMESHEETS_JSON_NAMES",
+        value_enum,
+        default_value = "proto"
+    )]
+    pub json_names: JsonNames,
+
+    /// Ignore unknown fields in HTTP JSON bodies instead of answering 400.
+    #[arg(long, env = "TIMESHEETS_JSON_IGNORE_UNKNOWN_FIELDS")]
+    pub json_ignore_unknown_fields: bool,
+
+    /// Largest HTTP JSON body accepted, in bytes; larger is 413.
+    #[arg(long, env = "TIMESHEETS_HTTP_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
+    pub http_max_body_bytes: usize,
+
+    /// Extra HTTP request header passed to gRPC metadata on transcoded calls (repeatable).
+    #[arg(
+        long = "forward-header",
+        env = "TIMESHEETS_FORWARD_HEADER",
+        value_delimiter = ','
+    )]
+    pub forward_headers: Vec<String>,
+
     /// Run with an embedded development issuer; prints ready-to-use tokens. Local use only.
     #[arg(long, env = "TIMESHEETS_DEV")]
     pub dev: bool,
@@ -151,10 +185,27 @@ impl fmt::Debug for ServeConfig {
             .field("jwks_max_stale", &self.jwks_max_stale)
             .field("jwks_fetch_timeout", &self.jwks_fetch_timeout)
             .field("jwks_max_bytes", &self.jwks_max_bytes)
+            .field("cors_origins", &self.cors_origins)
+            .field("json_names", &self.json_names)
+            .field(
+                "json_ignore_unknown_fields",
+                &self.json_ignore_unknown_fields,
+            )
+            .field("http_max_body_bytes", &self.http_max_body_bytes)
+            .field("forward_headers", &self.forward_headers)
             .field("dev", &self.dev)
             .field("dev_key_file", &self.dev_key_file)
             .finish()
     }
+}
+
+/// Field names in HTTP/JSON responses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum JsonNames {
+    /// `user_id`: what the original REST API sent and the Android app reads.
+    Proto,
+    /// `userId`: the canonical proto3 JSON spelling.
+    Camel,
 }
 
 /// Settings for `timesheets token`.

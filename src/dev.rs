@@ -7,7 +7,7 @@
 
 use std::{
     path::Path,
-    time::{Duration, SystemTime, UNIX_EPOCH},
+    time::{SystemTime, UNIX_EPOCH},
 };
 
 use anyhow::Context;
@@ -184,18 +184,19 @@ pub struct DevClaims<'a> {
     pub identity_claim: &'a str,
     pub email: Option<&'a str>,
     pub scopes: &'a [&'a str],
-    pub expires_in: Duration,
+    /// Seconds until expiry; negative mints an already expired token (tests, demos).
+    pub expires_in: i64,
 }
 
 impl DevClaims<'_> {
     pub fn to_json(&self) -> Value {
-        let now = unix_now();
+        let now = unix_now() as i64;
         let mut claims = json!({
             "iss": self.issuer,
             "aud": self.audience,
             "sub": self.subject,
-            "iat": now,
-            "exp": now + self.expires_in.as_secs(),
+            "iat": now.min(now + self.expires_in),
+            "exp": now + self.expires_in,
             "scope": self.scopes.join(" "),
         });
         if let (Some(email), Some(map)) = (self.email, claims.as_object_mut()) {
@@ -204,6 +205,41 @@ impl DevClaims<'_> {
         claims
     }
 }
+
+/// A ready-made dev identity, as in ExampleCo's roles.
+#[derive(Debug, Clone, Copy)]
+pub struct Persona {
+    pub name: &'static str,
+    pub subject: &'static str,
+    pub email: Option<&'static str>,
+    pub scopes: &'static [&'static str],
+}
+
+pub const PERSONAS: [Persona; 3] = [
+    Persona {
+        name: "employee",
+        subject: "dev|employee",
+        email: Some("employee@exampleco.com"),
+        scopes: EMPLOYEE_SCOPES,
+    },
+    Persona {
+        name: "manager",
+        subject: "dev|manager",
+        email: Some("manager@exampleco.com"),
+        scopes: MANAGER_SCOPES,
+    },
+    Persona {
+        name: "importer",
+        subject: "dev-importer@clients",
+        email: None,
+        scopes: IMPORTER_SCOPES,
+    },
+];
+
+/// Lifetime of the tokens the banner prints: a working day.
+const BANNER_TOKEN_SECS: i64 = 12 * 3600;
+/// Bounds on `/dev/token?ttl=`: a day either way.
+const MAX_DEV_TTL_SECS: i64 = 24 * 3600;
 
 /// The issuer URL a dev server at `addr` uses: loopback when it listens on
 /// every interface, because that is where local clients reach it.
@@ -216,7 +252,116 @@ pub fn issuer_for(addr: std::net::SocketAddr) -> String {
     format!("http://{}/", std::net::SocketAddr::new(ip, addr.port()))
 }
 
-/// `timesheets token`: prints one dev token.
+/// The embedded issuer of `serve --dev`.
+pub struct DevIssuer {
+    pub issuer: String,
+    pub audience: String,
+    pub identity_claim: String,
+    pub key: SigningKey,
+}
+
+impl DevIssuer {
+    /// A token for `persona` that expires in `expires_in` seconds.
+    pub fn token(&self, persona: &Persona, expires_in: i64) -> anyhow::Result<String> {
+        let claims = DevClaims {
+            issuer: &self.issuer,
+            audience: &self.audience,
+            subject: persona.subject,
+            identity_claim: &self.identity_claim,
+            email: persona.email,
+            scopes: persona.scopes,
+            expires_in,
+        };
+        self.key.sign(&claims.to_json())
+    }
+
+    /// The `--dev` banner: tokens for each persona and commands to try.
+    pub fn banner(&self) -> anyhow::Result<String> {
+        let mut out = String::from(
+            "\nDEVELOPMENT MODE: the tokens below are signed by a local key and are for local use only.\n\n",
+        );
+        for persona in &PERSONAS {
+            out.push_str(&format!(
+                "# {} ({})\nexport {}='{}'\n\n",
+                persona.name,
+                persona.scopes.join(" "),
+                persona.name.to_uppercase(),
+                self.token(persona, BANNER_TOKEN_SECS)?
+            ));
+        }
+        let addr = self
+            .issuer
+            .trim_start_matches("http://")
+            .trim_end_matches('/');
+        out.push_str(&format!(
+            "Try it:\n  grpcurl -plaintext -H \"authorization: Bearer $EMPLOYEE\" \\\n    -d '{{\"timesheet\":{{\"date\":\"2026-11-27\",\"project\":\"Website\",\"hours\":7.5}}}}' \\\n    {addr} timesheets.v1.TimesheetService/CreateTimesheet\n  grpcurl -plaintext -H \"authorization: Bearer $EMPLOYEE\" {addr} timesheets.v1.TimesheetService/ListTimesheets\n  curl -H \"authorization: Bearer $EMPLOYEE\" http://{addr}/timesheets\n  open http://{addr}/ for the web client\n\nMint more with: cargo run --release -- token --scope read:timesheets --email you@exampleco.com\n"
+        ));
+        Ok(out)
+    }
+
+    /// Discovery document, JWKS and `/dev/token`, so other tools and the
+    /// web client can use dev tokens the way they would a real tenant's.
+    pub fn routes(self: std::sync::Arc<Self>) -> axum::Router {
+        use axum::{
+            Json,
+            extract::{Query, State},
+            http::StatusCode,
+            response::IntoResponse,
+            routing::get,
+        };
+
+        #[derive(serde::Deserialize)]
+        struct TokenQuery {
+            persona: String,
+            ttl: Option<i64>,
+        }
+
+        async fn jwks(State(dev): State<std::sync::Arc<DevIssuer>>) -> Json<Value> {
+            Json(json!({ "keys": [dev.key.jwk()] }))
+        }
+        async fn discovery(State(dev): State<std::sync::Arc<DevIssuer>>) -> Json<Value> {
+            Json(json!({
+                "issuer": dev.issuer,
+                "jwks_uri": format!("{}.well-known/jwks.json", dev.issuer),
+                "id_token_signing_alg_values_supported": ["RS256"],
+            }))
+        }
+        async fn token(
+            State(dev): State<std::sync::Arc<DevIssuer>>,
+            Query(query): Query<TokenQuery>,
+        ) -> axum::response::Response {
+            let Some(persona) = PERSONAS.iter().find(|p| p.name == query.persona) else {
+                let error = json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
+                    "message": "persona must be employee, manager or importer", "details": []}});
+                return (StatusCode::BAD_REQUEST, Json(error)).into_response();
+            };
+            let ttl = query
+                .ttl
+                .unwrap_or(3600)
+                .clamp(-MAX_DEV_TTL_SECS, MAX_DEV_TTL_SECS);
+            match dev.token(persona, ttl) {
+                Ok(access_token) => Json(json!({
+                    "access_token": access_token,
+                    "token_type": "Bearer",
+                    "expires_in": ttl,
+                    "scope": persona.scopes.join(" "),
+                }))
+                .into_response(),
+                Err(err) => {
+                    tracing::error!(error = ?err, "minting a dev token");
+                    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                }
+            }
+        }
+        axum::Router::new()
+            .route("/.well-known/jwks.json", get(jwks))
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/dev/token", get(token))
+            .with_state(self)
+    }
+}
+
+/// `timesheets token`: one dev token.
 pub fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
     let key = SigningKey::load_or_create(&args.dev_key_file)?;
     let scopes: Vec<&str> = args
@@ -232,58 +377,9 @@ pub fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
         identity_claim: &args.identity_claim,
         email: args.email.as_deref(),
         scopes: &scopes,
-        expires_in: args.expires_in,
+        expires_in: i64::try_from(args.expires_in.as_secs()).unwrap_or(i64::MAX / 2),
     };
     key.sign(&claims.to_json())
-}
-
-/// The `--dev` banner: tokens for each persona and commands to try.
-pub fn banner(
-    key: &SigningKey,
-    issuer: &str,
-    audience: &str,
-    identity_claim: &str,
-    addr: &str,
-) -> anyhow::Result<String> {
-    let personas: [(&str, &str, &str, &[&str]); 3] = [
-        (
-            "EMPLOYEE",
-            "dev|employee",
-            "employee@exampleco.com",
-            EMPLOYEE_SCOPES,
-        ),
-        (
-            "MANAGER",
-            "dev|manager",
-            "manager@exampleco.com",
-            MANAGER_SCOPES,
-        ),
-        ("IMPORTER", "dev-importer@clients", "", IMPORTER_SCOPES),
-    ];
-    let mut out = String::from(
-        "\nDEVELOPMENT MODE: the tokens below are signed by a local key and are for local use only.\n\n",
-    );
-    for (name, subject, email, scopes) in personas {
-        let claims = DevClaims {
-            issuer,
-            audience,
-            subject,
-            identity_claim,
-            email: (!email.is_empty()).then_some(email),
-            scopes,
-            expires_in: Duration::from_secs(12 * 3600),
-        };
-        out.push_str(&format!(
-            "# {} ({})\nexport {name}='{}'\n\n",
-            name.to_lowercase(),
-            scopes.join(" "),
-            key.sign(&claims.to_json())?
-        ));
-    }
-    out.push_str(&format!(
-        "Try it:\n  grpcurl -plaintext -H \"authorization: Bearer $EMPLOYEE\" \\\n    -d '{{\"timesheet\":{{\"date\":\"2026-11-27\",\"project\":\"Website\",\"hours\":7.5}}}}' \\\n    {addr} timesheets.v1.TimesheetService/CreateTimesheet\n  grpcurl -plaintext -H \"authorization: Bearer $EMPLOYEE\" {addr} timesheets.v1.TimesheetService/ListTimesheets\n  grpcurl -plaintext -H \"authorization: Bearer $MANAGER\" {addr} timesheets.v1.TimesheetService/ListPendingApprovals\n\nMint more with: cargo run --release -- token --scope read:timesheets --email you@exampleco.com\n"
-    ));
-    Ok(out)
 }
 
 #[cfg(test)]

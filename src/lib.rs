@@ -14,6 +14,7 @@
 //! - [`storage`]: the `Store` interface with SQLite and PostgreSQL backends.
 //! - [`error`]: the service error type and its one mapping to gRPC status.
 //! - [`dev`]: the embedded development issuer (`serve --dev`, `token`).
+//! - [`routes`]: plain-HTTP endpoints: the embedded web client, `/healthz`, `/readyz`.
 //! - [`telemetry`]: log setup.
 //!
 //! A request flows: listener → (gRPC-Web / JSON translation) → auth layer →
@@ -27,6 +28,7 @@ pub mod domain;
 pub mod error;
 pub mod pagination;
 pub mod proto;
+pub mod routes;
 pub mod service;
 pub mod storage;
 pub mod telemetry;
