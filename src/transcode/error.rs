@@ -164,10 +164,19 @@ impl ErrorRenderer {
                 code,
                 message,
                 details,
-                ..
+                challenge,
             } => {
                 let details = tonic_types::pb::Status::decode(details.as_ref()).map(|s| s.details);
-                (*code, message.clone(), details.unwrap_or_default(), None)
+                // RFC 6750 §3.1: a malformed credential is an `invalid_request`,
+                // which HTTP answers with 400 although gRPC can only say
+                // UNAUTHENTICATED.
+                let invalid_request = *code == Code::Unauthenticated
+                    && challenge
+                        .as_ref()
+                        .and_then(|c| c.to_str().ok())
+                        .is_some_and(|c| c.contains("error=\"invalid_request\""));
+                let http = invalid_request.then_some(StatusCode::BAD_REQUEST);
+                (*code, message.clone(), details.unwrap_or_default(), http)
             }
             TranscodeError::Internal(cause) => {
                 tracing::error!(%cause, "transcoding failed");
@@ -215,7 +224,11 @@ impl ErrorRenderer {
             TranscodeError::Grpc {
                 challenge: Some(challenge),
                 ..
-            } if matches!(status, StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => {
+            } if matches!(
+                status,
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN | StatusCode::BAD_REQUEST
+            ) =>
+            {
                 headers.insert(header::WWW_AUTHENTICATE, challenge);
             }
             _ => {}

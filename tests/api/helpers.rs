@@ -1,7 +1,7 @@
 //! `spawn_app()`: the real server on port 0 with a fresh database and an
 //! in-process issuer, plus one client helper per protocol.
 
-use std::{path::PathBuf, time::Duration};
+use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use clap::Parser;
 use sqlx::{AssertSqlSafe, Connection, Executor, PgConnection};
@@ -130,6 +130,7 @@ pub type Client = TimesheetServiceClient<InterceptedService<Channel, Bearer>>;
 
 /// A running server and what a test needs to talk to it.
 pub struct TestApp {
+    pub addr: SocketAddr,
     pub issuer: TestIssuer,
     pub channel: Channel,
     db: Option<TestDb>,
@@ -191,6 +192,7 @@ async fn start(config: ServeConfig, issuer: TestIssuer, db: TestDb) -> TestApp {
         .await
         .expect("connect to the server");
     TestApp {
+        addr,
         issuer,
         channel,
         db: Some(db),
@@ -204,6 +206,32 @@ impl TestApp {
     pub fn client_with_token(&self, token: &str) -> Client {
         let value = format!("Bearer {token}").parse().expect("ascii token");
         TimesheetServiceClient::with_interceptor(self.channel.clone(), Bearer(Some(value)))
+    }
+
+    /// `http://<addr><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    /// An HTTP/1.1 client, as the original REST clients use.
+    pub fn http(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .http1_only()
+            .build()
+            .expect("http client")
+    }
+
+    /// An HTTP/2 (h2c, prior knowledge) client.
+    pub fn h2(&self) -> reqwest::Client {
+        reqwest::Client::builder()
+            .http2_prior_knowledge()
+            .build()
+            .expect("h2 client")
+    }
+
+    /// A fresh token for `email` with `scopes`.
+    pub fn token(&self, email: &str, scopes: &[&str]) -> String {
+        self.issuer.token(email, scopes)
     }
 
     /// A client that sends no credentials.

@@ -12,6 +12,7 @@ mod batch;
 mod idempotency;
 mod pagination;
 mod reflection;
+mod rest;
 mod scopes;
 mod timesheets;
 mod validation;
