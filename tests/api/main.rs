@@ -9,6 +9,7 @@ mod approvals;
 mod attacks;
 mod auth;
 mod batch;
+mod grpc_web;
 mod idempotency;
 mod pagination;
 mod reflection;
