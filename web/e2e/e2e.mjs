@@ -8,6 +8,9 @@
 // bounded; the browser, its profile and the static server are always cleaned
 // up; any failure exits non-zero naming the step.
 //
+// With SAME_ORIGIN=1 it opens the copy the server itself embeds and serves
+// at API_URL/ instead (no CORS involved), to check that copy works too.
+//
 // Env: API_URL (required), SCREENSHOT (default web/e2e/screenshot.png),
 // CHROMIUM (default /usr/bin/chromium), E2E_TIMEOUT_MS (whole run, default
 // 120000), HEADED=1 to watch.
@@ -21,6 +24,7 @@ import { fileURLToPath } from "node:url";
 const web = join(dirname(fileURLToPath(import.meta.url)), "..");
 const API_URL = (process.env.API_URL ?? "").replace(/\/+$/, "");
 const SCREENSHOT = resolve(process.env.SCREENSHOT ?? join(web, "e2e", "screenshot.png"));
+const SAME_ORIGIN = process.env.SAME_ORIGIN === "1";
 const CHROMIUM = process.env.CHROMIUM ?? "/usr/bin/chromium";
 /** Bound on the whole run, so a wedged browser can never hang CI. */
 const RUN_TIMEOUT_MS = Number(process.env.E2E_TIMEOUT_MS ?? 120_000);
@@ -153,9 +157,15 @@ async function main() {
   };
 
   try {
-    staticServer = await startStaticServer();
-    const pageUrl = `${staticServer.url}/?api=${encodeURIComponent(API_URL)}`;
-    console.log(`# page ${pageUrl}  (API on another origin: CORS)`);
+    let pageUrl;
+    if (SAME_ORIGIN) {
+      pageUrl = `${API_URL}/`;
+      console.log(`# page ${pageUrl}  (the server's embedded copy, same origin)`);
+    } else {
+      staticServer = await startStaticServer();
+      pageUrl = `${staticServer.url}/?api=${encodeURIComponent(API_URL)}`;
+      console.log(`# page ${pageUrl}  (API on another origin: CORS)`);
+    }
 
     profile = await mkdtemp(join(tmpdir(), "timesheets-e2e-"));
     context = await chromium.launchPersistentContext(profile, {
@@ -171,11 +181,16 @@ async function main() {
     page.on("pageerror", (e) => diagnostics.push(`page error: ${e.message}`));
     page.on("requestfailed", (r) => diagnostics.push(`request failed: ${r.method()} ${r.url()} ${r.failure()?.errorText}`));
 
-    await step("the page loads from its own origin and names the API it talks to", async () => {
-      await page.goto(pageUrl, { waitUntil: "load" });
+    await step(SAME_ORIGIN ? "the server serves the page at /" : "the page loads from its own origin and names the API it talks to", async () => {
+      const res = await page.goto(pageUrl, { waitUntil: "load" });
+      assert(res?.ok(), `GET ${pageUrl} answered ${res?.status()}`);
       await page.getByTestId("signin-employee").waitFor({ state: "visible" });
-      const target = await page.getByTestId("api-target").textContent();
-      assert(target.includes(API_URL), `api-target shows ${JSON.stringify(target)}`);
+      if (SAME_ORIGIN) {
+        assert(await page.getByTestId("api-target").isHidden(), "the same-origin page should not name another API");
+      } else {
+        const target = await page.getByTestId("api-target").textContent();
+        assert(target.includes(API_URL), `api-target shows ${JSON.stringify(target)}`);
+      }
     });
 
     await step("an employee signs in with a dev token and creates two timesheets", async () => {

@@ -54,7 +54,10 @@ export function peekToken(token: string): TokenInfo {
     const claims: unknown = JSON.parse(json);
     if (typeof claims !== "object" || claims === null) return info;
     const c = claims as Record<string, unknown>;
-    if (typeof c.email === "string") info.subject = c.email;
+    // The email may sit in a namespaced claim (`https://example.com/email`).
+    const emailKey = Object.keys(c).find((k) => k === "email" || k.endsWith("/email"));
+    const email = emailKey === undefined ? undefined : c[emailKey];
+    if (typeof email === "string") info.subject = email;
     else if (typeof c.sub === "string") info.subject = c.sub;
     if (typeof c.scope === "string") info.scopes = c.scope.split(" ").filter(Boolean);
     else if (Array.isArray(c.scp)) info.scopes = c.scp.filter((s): s is string => typeof s === "string");
