@@ -23,7 +23,11 @@ use anyhow::Context;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use http::{HeaderName, HeaderValue, Method};
 use serde_json::json;
-use tokio::{net::TcpListener, sync::watch, task::JoinHandle};
+use tokio::{
+    net::TcpListener,
+    sync::{Semaphore, watch},
+    task::JoinHandle,
+};
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 use tonic_health::server::HealthReporter;
@@ -35,9 +39,12 @@ use crate::{
     auth::{
         AuthLayer, Authenticator, ScopeTable, TokenPolicy, TokenVerifier,
         keys::{self, HttpJwks, KeySettings, KeyStore, parse_jwks},
+        scopes::REQUIRED_SCOPE_OPTION,
     },
     config::{DEV_AUDIENCE, ServeConfig},
     dev::{self, DevIssuer, SigningKey},
+    metrics::Metrics,
+    observe::{Admission, CallMetricsLayer, ObserveLayer},
     pagination::PageTokens,
     proto::{
         FILE_DESCRIPTOR_SET, SERVICE_NAME, descriptor_pool,
@@ -46,7 +53,7 @@ use crate::{
     routes,
     service::TimesheetApi,
     storage::{self, Store},
-    transcode::{GrpcService, JsonNames, TranscodeOptions, Transcoder},
+    transcode::{GrpcService, JsonNames, OpenApiInfo, TranscodeOptions, Transcoder},
 };
 
 /// How long shutdown waits for background tasks; they only sleep or fetch
@@ -56,6 +63,18 @@ const BACKGROUND_GRACE: Duration = Duration::from_secs(5);
 /// Name of the page-token MAC key in `server_secrets`.
 const PAGE_TOKEN_SECRET: &str = "page_token_hmac_v1";
 
+/// Keepalive pings find dead peers on idle HTTP/2 connections; a peer that
+/// does not answer within the timeout is dropped.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Transport limits and the shutdown grace, from the configuration.
+struct Limits {
+    shutdown_grace: Duration,
+    http2_max_concurrent_streams: u32,
+    max_header_bytes: u32,
+}
+
 /// A built server, bound and ready to run.
 pub struct App {
     listener: TcpListener,
@@ -64,6 +83,8 @@ pub struct App {
     store: Arc<dyn Store>,
     health: HealthReporter,
     draining: Arc<AtomicBool>,
+    grace_over: watch::Sender<bool>,
+    limits: Limits,
     dev_banner: Option<String>,
     background: Background,
 }
@@ -112,23 +133,38 @@ impl App {
             .set_serving::<TimesheetServiceServer<TimesheetApi>>()
             .await;
         let draining = Arc::new(AtomicBool::new(false));
-        let readiness = routes::Readiness {
+        let metrics = Metrics::new();
+        let probes = routes::Probes {
             store: Arc::clone(&store),
             auth: Arc::clone(&auth),
             draining: Arc::clone(&draining),
+            metrics: Arc::clone(&metrics),
         };
 
         // One stack for the service: every protocol enters through it.
         let timesheets = GrpcService::new(
             ServiceBuilder::new()
+                .layer(CallMetricsLayer::new(Arc::clone(&metrics)))
                 .layer(AuthLayer::new(auth))
-                .service(TimesheetServiceServer::new(api)),
+                .service(
+                    TimesheetServiceServer::new(api)
+                        .max_decoding_message_size(config.max_message_bytes)
+                        .max_encoding_message_size(config.max_message_bytes),
+                ),
         );
         let transcoder = Transcoder::new(
             descriptor_pool(),
             &[SERVICE_NAME],
             transcode_options(&config)?,
         )?;
+        // The document describes exactly what the transcoder serves, so it
+        // is rendered from it once, before the routes take it over.
+        let openapi = transcoder.openapi(&OpenApiInfo {
+            title: "ExampleCo Timesheets API".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            scope_option: Some(REQUIRED_SCOPE_OPTION.to_owned()),
+            token_url: token_url(&config, dev.as_deref()),
+        });
         let mut router = Routes::new(health_service)
             .add_service(reflection().build_v1().context("building reflection v1")?)
             // grpcurl still speaks v1alpha only.
@@ -144,7 +180,7 @@ impl App {
                 &format!("/{SERVICE_NAME}/{{*method}}"),
                 GrpcWebLayer::new().layer(timesheets.clone()),
             )
-            .merge(routes::router(readiness));
+            .merge(routes::router(probes, openapi));
         let dev_banner = match &dev {
             Some(dev) => {
                 router = router.merge(Arc::clone(dev).routes());
@@ -152,10 +188,23 @@ impl App {
             }
             None => None,
         };
+        let (grace_over, grace_watch) = watch::channel(false);
+        let admission = Admission {
+            metrics,
+            permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
+            grace_over: grace_watch,
+            http_timeout: config.request_timeout,
+        };
         // Everything else is HTTP/JSON, transcoded into the same stack.
         let router = router
             .fallback_service(transcoder.into_router(timesheets))
+            .layer(ObserveLayer::new(admission))
             .layer(cors(&config.cors_origins)?);
+        let limits = Limits {
+            shutdown_grace: config.shutdown_grace,
+            http2_max_concurrent_streams: config.http2_max_concurrent_streams,
+            max_header_bytes: config.max_header_bytes,
+        };
         Ok(Self {
             listener,
             local_addr,
@@ -163,6 +212,8 @@ impl App {
             store,
             health,
             draining,
+            grace_over,
+            limits,
             dev_banner,
             background,
         })
@@ -180,7 +231,8 @@ impl App {
 
     /// Serves every protocol until `shutdown` resolves, then drains: health
     /// turns NOT_SERVING and readiness 503 at once, the listener closes,
-    /// in-flight calls finish, background tasks stop, the database closes.
+    /// in-flight calls finish (those still running after the grace period
+    /// get UNAVAILABLE), background tasks stop, the database closes.
     pub async fn run_until(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -188,6 +240,9 @@ impl App {
         tracing::info!(addr = %self.local_addr, "serving gRPC, gRPC-Web and HTTP/JSON");
         let health = self.health.clone();
         let draining = Arc::clone(&self.draining);
+        let grace = self.limits.shutdown_grace;
+        let grace_over = self.grace_over;
+        let (timer_tx, timer_rx) = tokio::sync::oneshot::channel::<JoinHandle<()>>();
         let shutdown = async move {
             shutdown.await;
             draining.store(true, Ordering::Release);
@@ -197,18 +252,49 @@ impl App {
             health
                 .set_service_status("", tonic_health::ServingStatus::NotServing)
                 .await;
-            tracing::info!("draining in-flight calls");
+            tracing::info!(grace_s = grace.as_secs_f64(), "draining in-flight calls");
+            let timer = tokio::spawn(async move {
+                tokio::time::sleep(grace).await;
+                tracing::warn!("shutdown grace period over; cancelling the remaining calls");
+                let _ = grace_over.send(true);
+            });
+            let _ = timer_tx.send(timer);
         };
         let result = tonic::transport::Server::builder()
             .accept_http1(true)
+            .tcp_nodelay(true)
+            .max_concurrent_streams(self.limits.http2_max_concurrent_streams)
+            .http2_max_header_list_size(self.limits.max_header_bytes)
+            .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
+            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
             .add_routes(Routes::from(self.router))
             .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
             .await
             .context("serving");
+        // The grace timer belongs to this shutdown and must not outlive it.
+        if let Ok(timer) = timer_rx.await {
+            timer.abort();
+        }
         self.background.shutdown(BACKGROUND_GRACE).await;
         self.store.close().await;
         result
     }
+}
+
+/// Where the OpenAPI document says clients get tokens: Auth0's token
+/// endpoint of the first issuer.
+fn token_url(config: &ServeConfig, dev: Option<&DevIssuer>) -> String {
+    let issuer = config
+        .issuers
+        .first()
+        .map(String::as_str)
+        .or(dev.map(|d| d.issuer.as_str()));
+    format!(
+        "{}/oauth/token",
+        issuer
+            .unwrap_or("https://YOUR_TENANT.auth0.com/")
+            .trim_end_matches('/')
+    )
 }
 
 /// Reflection over our contract and the health service; left open, so

@@ -26,11 +26,32 @@ pub const DEV_AUDIENCE: &str = "https://api.exampleco.com/timesheets";
 #[derive(Debug, Parser)]
 #[command(name = "timesheets", version, about)]
 pub struct Cli {
+    /// Log line format.
+    #[arg(
+        long,
+        env = "TIMESHEETS_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
 }
 
+/// How log lines are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log pipelines.
+    Json,
+}
+
 #[derive(Debug, Subcommand)]
+// Parsed once at startup; boxing the larger variant would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub enum Command {
     /// Run the API server.
     Serve(ServeConfig),
@@ -152,6 +173,40 @@ pub struct ServeConfig {
     )]
     pub forward_headers: Vec<String>,
 
+    /// On SIGTERM/SIGINT, how long in-flight calls may run before they get UNAVAILABLE.
+    /// Keep it below the orchestrator's kill timeout.
+    #[arg(long, env = "TIMESHEETS_SHUTDOWN_GRACE", default_value = "25s", value_parser = humantime::parse_duration)]
+    pub shutdown_grace: Duration,
+
+    /// Calls in flight at once across all protocols; beyond it calls are shed
+    /// (RESOURCE_EXHAUSTED, or HTTP 503 with Retry-After) instead of queued.
+    #[arg(
+        long,
+        env = "TIMESHEETS_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 1024
+    )]
+    pub max_concurrent_requests: usize,
+
+    /// Deadline of an HTTP/JSON call that sends no `grpc-timeout`; 504 when exceeded.
+    #[arg(long, env = "TIMESHEETS_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub request_timeout: Duration,
+
+    /// Largest gRPC message accepted or sent, in bytes; larger is RESOURCE_EXHAUSTED.
+    #[arg(long, env = "TIMESHEETS_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
+    pub max_message_bytes: usize,
+
+    /// Concurrent HTTP/2 streams per connection.
+    #[arg(
+        long,
+        env = "TIMESHEETS_HTTP2_MAX_CONCURRENT_STREAMS",
+        default_value_t = 256
+    )]
+    pub http2_max_concurrent_streams: u32,
+
+    /// Largest request header list accepted, in bytes.
+    #[arg(long, env = "TIMESHEETS_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
+    pub max_header_bytes: u32,
+
     /// Run with an embedded development issuer; prints ready-to-use tokens. Local use only.
     #[arg(long, env = "TIMESHEETS_DEV")]
     pub dev: bool,
@@ -193,6 +248,15 @@ impl fmt::Debug for ServeConfig {
             )
             .field("http_max_body_bytes", &self.http_max_body_bytes)
             .field("forward_headers", &self.forward_headers)
+            .field("shutdown_grace", &self.shutdown_grace)
+            .field("max_concurrent_requests", &self.max_concurrent_requests)
+            .field("request_timeout", &self.request_timeout)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field(
+                "http2_max_concurrent_streams",
+                &self.http2_max_concurrent_streams,
+            )
+            .field("max_header_bytes", &self.max_header_bytes)
             .field("dev", &self.dev)
             .field("dev_key_file", &self.dev_key_file)
             .finish()

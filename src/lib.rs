@@ -15,7 +15,9 @@
 //! - [`error`]: the service error type and its one mapping to gRPC status.
 //! - [`dev`]: the embedded development issuer (`serve --dev`, `token`).
 //! - [`routes`]: plain-HTTP endpoints: the embedded web client, `/healthz`, `/readyz`.
-//! - [`telemetry`]: log setup.
+//! - [`observe`]: request ids, spans, admission control, deadlines and the shutdown grace, per request.
+//! - [`metrics`]: Prometheus metrics at `/metrics`.
+//! - [`telemetry`]: log setup (text or JSON).
 //!
 //! A request flows: listener → (gRPC-Web / JSON translation) → auth layer →
 //! handler → storage, and back the same way.
@@ -26,6 +28,8 @@ pub mod config;
 pub mod dev;
 pub mod domain;
 pub mod error;
+pub mod metrics;
+pub mod observe;
 pub mod pagination;
 pub mod proto;
 pub mod routes;

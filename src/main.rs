@@ -11,7 +11,7 @@ use timesheets::{
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    telemetry::init();
+    telemetry::init(cli.log_format);
     match cli.command {
         Command::Serve(config) => {
             let app = App::build(config).await?;

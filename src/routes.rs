@@ -1,6 +1,6 @@
 //! Plain-HTTP endpoints beside the API on the same port: the web client
 //! (embedded at build time, so `cargo build` needs no npm), liveness and
-//! readiness probes.
+//! readiness probes, Prometheus metrics and the OpenAPI document.
 
 use std::sync::{
     Arc,
@@ -16,20 +16,21 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{auth::Authenticator, storage::Store};
+use crate::{auth::Authenticator, metrics::Metrics, storage::Store};
 
 const INDEX_HTML: &[u8] = include_bytes!("../web/dist/index.html");
 const APP_JS: &[u8] = include_bytes!("../web/dist/app.js");
 const APP_CSS: &[u8] = include_bytes!("../web/dist/app.css");
 
-/// What readiness depends on.
+/// What the probes and `/metrics` read.
 #[derive(Clone)]
-pub struct Readiness {
+pub struct Probes {
     pub store: Arc<dyn Store>,
     pub auth: Arc<Authenticator>,
     /// Set when shutdown begins, so load balancers stop sending traffic
     /// while in-flight calls drain.
     pub draining: Arc<AtomicBool>,
+    pub metrics: Arc<Metrics>,
 }
 
 fn asset(content_type: &'static str, body: &'static [u8]) -> impl IntoResponse {
@@ -49,7 +50,7 @@ async fn healthz() -> impl IntoResponse {
 }
 
 /// 200 when the database answers and every issuer has usable signing keys.
-async fn readyz(State(ready): State<Readiness>) -> impl IntoResponse {
+async fn readyz(State(ready): State<Probes>) -> impl IntoResponse {
     let draining = ready.draining.load(Ordering::Acquire);
     let database = ready.store.ping().await.is_ok();
     let keys = ready
@@ -75,8 +76,23 @@ async fn readyz(State(ready): State<Readiness>) -> impl IntoResponse {
     }
 }
 
-/// The web client and the probes.
-pub fn router(ready: Readiness) -> axum::Router {
+async fn metrics(State(probes): State<Probes>) -> impl IntoResponse {
+    let body = probes
+        .metrics
+        .render(&probes.auth, probes.store.as_ref())
+        .await;
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        body,
+    )
+}
+
+/// The web client, the probes, the metrics and the OpenAPI document.
+pub fn router(probes: Probes, openapi: serde_json::Value) -> axum::Router {
+    let openapi = axum::body::Bytes::from(openapi.to_string());
     axum::Router::new()
         .route(
             "/",
@@ -96,5 +112,15 @@ pub fn router(ready: Readiness) -> axum::Router {
         )
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .with_state(ready)
+        .route("/metrics", get(metrics))
+        .route(
+            "/openapi.json",
+            get(move || async move {
+                (
+                    [(header::CONTENT_TYPE, "application/json; charset=utf-8")],
+                    openapi.clone(),
+                )
+            }),
+        )
+        .with_state(probes)
 }

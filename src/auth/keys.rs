@@ -326,6 +326,15 @@ pub struct KeyStore {
     fetch: tokio::sync::Mutex<FetchState>,
     /// Bumped after every fetch attempt, so a waiter can tell one happened.
     attempts: AtomicU64,
+    /// Fetches that failed, for metrics; successes are `attempts - failures`.
+    failures: AtomicU64,
+}
+
+/// Fetch outcomes so far, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchStats {
+    pub succeeded: u64,
+    pub failed: u64,
 }
 
 impl KeyStore {
@@ -354,6 +363,7 @@ impl KeyStore {
             })),
             fetch: tokio::sync::Mutex::new(FetchState::default()),
             attempts: AtomicU64::new(0),
+            failures: AtomicU64::new(0),
         }
     }
 
@@ -366,6 +376,16 @@ impl KeyStore {
     /// Number of keys currently loaded.
     pub fn key_count(&self) -> usize {
         self.snapshot().set.all.len()
+    }
+
+    /// Fetch outcomes so far.
+    pub fn fetch_stats(&self) -> FetchStats {
+        let attempts = self.attempts.load(Ordering::Acquire);
+        let failed = self.failures.load(Ordering::Acquire);
+        FetchStats {
+            succeeded: attempts.saturating_sub(failed),
+            failed,
+        }
     }
 
     /// Whether a token could be verified right now without fetching.
@@ -459,6 +479,7 @@ impl KeyStore {
                 Ok(())
             }
             Err(err) => {
+                self.failures.fetch_add(1, Ordering::AcqRel);
                 tracing::warn!(error = %format!("{err:#}"), "JWKS fetch failed; keeping the last good keys");
                 Err(err)
             }

@@ -72,12 +72,17 @@ where
                 .await
             {
                 Ok(principal) => {
+                    tracing::Span::current()
+                        .record("subject", crate::observe::subject_tag(&principal.subject));
                     request.extensions_mut().insert(principal);
                     inner.call(request).await
                 }
                 Err(err) => {
                     tracing::debug!(path = request.uri().path(), reason = %err, "call refused");
-                    Ok(err.to_status().into_http())
+                    let mut response: http::Response<Body> = err.to_status().into_http();
+                    // Metrics count refusals by reason from here.
+                    response.extensions_mut().insert(err);
+                    Ok(response)
                 }
             }
         })

@@ -115,20 +115,30 @@ const REALM: &str = "timesheets";
 const ERROR_DOMAIN: &str = "timesheets.exampleco.com";
 
 impl AuthError {
+    /// Machine-readable reason, as in the ErrorInfo and the metrics.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            AuthError::MissingCredentials => "MISSING_CREDENTIALS",
+            AuthError::InvalidRequest => "INVALID_REQUEST",
+            AuthError::InvalidToken(rejection) => rejection.reason(),
+            AuthError::InsufficientScope(_) => "INSUFFICIENT_SCOPE",
+            AuthError::NoPolicy => "NO_POLICY",
+            AuthError::KeysUnavailable => "KEYS_UNAVAILABLE",
+        }
+    }
+
     /// The one conversion of auth failures to a gRPC status, carrying the
     /// RFC 6750 challenge in `www-authenticate` metadata and an ErrorInfo.
     pub fn to_status(&self) -> Status {
-        let (code, message, reason, challenge) = match self {
+        let (code, message, challenge) = match self {
             AuthError::MissingCredentials => (
                 Code::Unauthenticated,
                 "Missing or invalid token: no bearer token".to_owned(),
-                "MISSING_CREDENTIALS",
                 Some(format!("Bearer realm=\"{REALM}\"")),
             ),
             AuthError::InvalidRequest => (
                 Code::Unauthenticated,
                 "Missing or invalid token: malformed authorization header".to_owned(),
-                "INVALID_REQUEST",
                 Some(format!(
                     "Bearer realm=\"{REALM}\", error=\"invalid_request\""
                 )),
@@ -136,7 +146,6 @@ impl AuthError {
             AuthError::InvalidToken(rejection) => (
                 Code::Unauthenticated,
                 format!("Missing or invalid token: {}", rejection.description()),
-                rejection.reason(),
                 Some(format!(
                     "Bearer realm=\"{REALM}\", error=\"invalid_token\", error_description=\"{}\"",
                     rejection.description()
@@ -145,7 +154,6 @@ impl AuthError {
             AuthError::InsufficientScope(scope) => (
                 Code::PermissionDenied,
                 format!("Forbidden: requires scope {scope}"),
-                "INSUFFICIENT_SCOPE",
                 Some(format!(
                     "Bearer realm=\"{REALM}\", error=\"insufficient_scope\", scope=\"{scope}\""
                 )),
@@ -153,13 +161,11 @@ impl AuthError {
             AuthError::NoPolicy => (
                 Code::PermissionDenied,
                 "Forbidden: method declares no required scope".to_owned(),
-                "NO_POLICY",
                 None,
             ),
             AuthError::KeysUnavailable => (
                 Code::Unavailable,
                 "Signing keys are unavailable; retry later".to_owned(),
-                "KEYS_UNAVAILABLE",
                 None,
             ),
         };
@@ -167,7 +173,7 @@ impl AuthError {
         if let AuthError::InsufficientScope(scope) = self {
             metadata.insert("scope".to_owned(), scope.clone());
         }
-        let details = ErrorDetails::with_error_info(reason, ERROR_DOMAIN, metadata);
+        let details = ErrorDetails::with_error_info(self.reason(), ERROR_DOMAIN, metadata);
         let mut status = Status::with_error_details(code, message, details);
         if let Some(challenge) = challenge.and_then(|c| MetadataValue::try_from(c).ok()) {
             status.metadata_mut().insert("www-authenticate", challenge);

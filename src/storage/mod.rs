@@ -89,6 +89,16 @@ pub enum Deleted {
     Approved,
 }
 
+/// One connection pool's size, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolStats {
+    pub name: &'static str,
+    /// Open connections.
+    pub size: u32,
+    /// Open connections not in use.
+    pub idle: u32,
+}
+
 /// Storage failures. `error.rs` maps them to gRPC status codes.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -174,6 +184,8 @@ pub trait Store: Send + Sync + 'static {
     async fn ping(&self) -> Result<()>;
     /// Closes the pools, waiting for checked-out connections.
     async fn close(&self);
+    /// Connection counts per pool, for metrics.
+    fn pool_stats(&self) -> Vec<PoolStats>;
 }
 
 /// Opens the database named by `url` and applies its migrations.

@@ -26,6 +26,9 @@ pub(super) struct PgStore {
 }
 
 impl PgStore {
+    /// `reader` and `writer` are the same pool.
+    const SHARED_POOL: bool = true;
+
     pub(super) async fn connect(url: &str) -> anyhow::Result<Self> {
         let redacted = crate::config::redact_url(url);
         let options = PgConnectOptions::from_str(url)

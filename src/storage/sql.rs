@@ -311,6 +311,19 @@ macro_rules! impl_store {
                 self.reader.close().await;
                 self.writer.close().await;
             }
+
+            fn pool_stats(&self) -> Vec<$crate::storage::PoolStats> {
+                let stats = |name, pool: &sqlx::Pool<$db>| $crate::storage::PoolStats {
+                    name,
+                    size: pool.size(),
+                    idle: u32::try_from(pool.num_idle()).unwrap_or(u32::MAX),
+                };
+                if Self::SHARED_POOL {
+                    vec![stats("shared", &self.reader)]
+                } else {
+                    vec![stats("reader", &self.reader), stats("writer", &self.writer)]
+                }
+            }
         }
     };
 }

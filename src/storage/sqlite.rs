@@ -29,6 +29,9 @@ pub(super) struct SqliteStore {
 }
 
 impl SqliteStore {
+    /// Readers and the writer are separate pools.
+    const SHARED_POOL: bool = false;
+
     pub(super) async fn connect(url: &str) -> anyhow::Result<Self> {
         let options = SqliteConnectOptions::from_str(url)
             .with_context(|| format!("parsing SQLite URL {url:?}"))?

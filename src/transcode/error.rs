@@ -82,6 +82,29 @@ fn join(methods: &[Method]) -> String {
 }
 
 /// The one gRPC code → HTTP status table (google/rpc/code.proto).
+/// An error reply made outside the transcoder (load shedding, deadlines,
+/// shutdown) in the same AIP-193 shape and status table, so HTTP clients
+/// see one error format whoever answered.
+pub fn error_response(code: Code, message: &str, http: Option<StatusCode>) -> Response {
+    let (mapped, status_name) = row(code);
+    let status = http.unwrap_or(mapped);
+    let body = serde_json::json!({
+        "error": {"code": status.as_u16(), "status": status_name, "message": message, "details": []}
+    });
+    let mut response = Response::new(axum::body::Body::from(body.to_string()));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(JSON_CONTENT_TYPE),
+    );
+    response
+}
+
+/// The canonical name of a gRPC code (`NOT_FOUND`), as in google/rpc/code.proto.
+pub fn code_name(code: Code) -> &'static str {
+    row(code).1
+}
+
 pub fn http_status(code: Code) -> StatusCode {
     row(code).0
 }

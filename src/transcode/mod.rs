@@ -12,6 +12,7 @@
 //! - `dispatch`: the axum handler and the in-process gRPC call.
 //! - `response`: the gRPC reply → the HTTP success response.
 //! - `error`: the one error type, the code → status table, AIP-193 bodies.
+//! - `openapi`: the OpenAPI 3.1 document of the same bindings.
 //!
 //! Mapping, in short: the body follows the proto3 JSON mapping, accepting
 //! proto and lowerCamelCase names and numbers sent as strings; replies use
@@ -25,6 +26,7 @@
 mod dispatch;
 mod error;
 mod json;
+mod openapi;
 mod request;
 mod response;
 mod routes;
@@ -41,7 +43,8 @@ use anyhow::Context;
 use http::HeaderName;
 use prost_reflect::{DescriptorPool, DeserializeOptions, SerializeOptions};
 
-pub use error::http_status;
+pub use error::{code_name, error_response, http_status};
+pub use openapi::OpenApiInfo;
 
 /// The gRPC service transcoded calls are sent to: normally the same stack
 /// native gRPC calls go through.
@@ -139,6 +142,12 @@ impl Transcoder {
                 )
             })
             .collect()
+    }
+
+    /// The OpenAPI 3.1 document of every binding, built from the route
+    /// table and options this transcoder serves with, so it cannot drift.
+    pub fn openapi(&self, info: &OpenApiInfo) -> serde_json::Value {
+        openapi::document(self.routes.bindings(), &self.options, info)
     }
 
     /// An axum Router serving every binding. It is one fallback handler

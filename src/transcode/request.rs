@@ -21,7 +21,7 @@ use super::{
 /// standard HTTP idempotency key reaches methods built for retries.
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The conventional field (AIP-155) the idempotency key goes to.
-const REQUEST_ID_FIELD: &str = "request_id";
+pub(crate) const REQUEST_ID_FIELD: &str = "request_id";
 
 /// The request message for `binding`.
 pub(crate) fn build(

@@ -26,8 +26,8 @@ const DETAILS_BASE64: GeneralPurpose = GeneralPurpose::new(
 );
 /// AIP-158 field names: when `response_body` drops the token from a list
 /// reply, it moves to a `Link` header that sets this request field.
-const NEXT_PAGE_TOKEN: &str = "next_page_token";
-const PAGE_TOKEN: &str = "page_token";
+pub(crate) const NEXT_PAGE_TOKEN: &str = "next_page_token";
+pub(crate) const PAGE_TOKEN: &str = "page_token";
 
 /// Waits for the whole reply and returns its one message, or the failure.
 pub(crate) async fn read_reply(

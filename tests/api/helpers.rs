@@ -52,7 +52,7 @@ pub enum TestDb {
 }
 
 impl TestDb {
-    async fn create(backend: Backend) -> Option<Self> {
+    pub async fn create(backend: Backend) -> Option<Self> {
         let unique = uuid::Uuid::now_v7().simple().to_string();
         match backend {
             Backend::Sqlite => {
@@ -91,7 +91,7 @@ impl TestDb {
         }
     }
 
-    async fn remove(self) {
+    pub async fn remove(self) {
         match self {
             TestDb::Sqlite { dir } => {
                 let _ = std::fs::remove_dir_all(dir);
@@ -283,6 +283,19 @@ impl TestApp {
         let db = self.db.take().expect("database");
         let config = test_config(db.url(), &self.issuer);
         start(config, self.issuer, db).await
+    }
+
+    /// Sends the shutdown signal without waiting for the server to exit.
+    pub fn begin_shutdown(mut self) -> Self {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        self
+    }
+
+    /// Waits for a shutdown begun earlier, asserting a clean exit.
+    pub async fn finish_shutdown(self) {
+        self.shutdown().await;
     }
 
     /// Stops the server, asserting a clean exit, and removes the database.

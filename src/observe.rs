@@ -1,0 +1,388 @@
+//! What happens to every request before routing, whatever its protocol:
+//! a request id, a tracing span, admission control (global concurrency
+//! limit with load shedding), deadlines, and the shutdown grace period. And
+//! per-call metrics around the TimesheetService, where every protocol has
+//! become a gRPC call.
+
+use std::{
+    convert::Infallible,
+    sync::Arc,
+    task::{Context, Poll},
+    time::Duration,
+};
+
+use aws_lc_rs::digest;
+use axum::body::Body;
+use futures::future::BoxFuture;
+use http::{HeaderMap, HeaderValue, Request, Response, header};
+use tokio::{sync::Semaphore, sync::watch, time::Instant};
+use tonic::Code;
+use tower::{Layer, Service};
+use tracing::{Instrument, field::Empty};
+
+use crate::{auth::AuthError, metrics::Metrics, transcode};
+
+/// `x-request-id`, honoured when a client sends a sane one.
+pub const REQUEST_ID: &str = "x-request-id";
+/// Longest client request id we keep; longer ones are replaced.
+const MAX_REQUEST_ID: usize = 128;
+/// Seconds clients should wait before retrying a shed or draining call.
+const RETRY_AFTER: &str = "1";
+/// The server's own timer for `grpc-timeout` fires this much earlier than
+/// the transport's, whose expiry tonic reports as CANCELLED; ours answers
+/// the DEADLINE_EXCEEDED the caller expects.
+const DEADLINE_MARGIN: Duration = Duration::from_millis(2);
+
+/// How a request arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    Grpc,
+    GrpcWeb,
+    Json,
+}
+
+impl Protocol {
+    pub fn of(headers: &HeaderMap) -> Self {
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        if content_type.starts_with("application/grpc-web") {
+            Protocol::GrpcWeb
+        } else if content_type.starts_with("application/grpc") {
+            Protocol::Grpc
+        } else {
+            Protocol::Json
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Grpc => "grpc",
+            Protocol::GrpcWeb => "grpc-web",
+            Protocol::Json => "json",
+        }
+    }
+}
+
+/// Settings of the outer layer.
+#[derive(Clone)]
+pub struct Admission {
+    pub metrics: Arc<Metrics>,
+    /// In-flight calls allowed at once; beyond it calls are shed, not queued.
+    pub permits: Arc<Semaphore>,
+    /// Flips to true when the shutdown grace period is over.
+    pub grace_over: watch::Receiver<bool>,
+    /// Deadline for HTTP/JSON calls without their own `grpc-timeout`.
+    pub http_timeout: Duration,
+}
+
+/// The server-wide layer.
+#[derive(Clone)]
+pub struct ObserveLayer {
+    admission: Admission,
+}
+
+impl ObserveLayer {
+    pub fn new(admission: Admission) -> Self {
+        Self { admission }
+    }
+}
+
+impl<S> Layer<S> for ObserveLayer {
+    type Service = ObserveService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        ObserveService {
+            inner,
+            admission: self.admission.clone(),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct ObserveService<S> {
+    inner: S,
+    admission: Admission,
+}
+
+/// A reply made here rather than by the service: trailers-only for gRPC
+/// and gRPC-Web, the AIP-193 JSON shape for HTTP.
+fn reject(protocol: Protocol, code: Code, message: &str, http: http::StatusCode) -> Response<Body> {
+    let mut response = match protocol {
+        Protocol::Json => transcode::error_response(code, message, Some(http)),
+        Protocol::Grpc | Protocol::GrpcWeb => {
+            let mut response: Response<Body> = tonic::Status::new(code, message).into_http();
+            if protocol == Protocol::GrpcWeb {
+                response.headers_mut().insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_static("application/grpc-web+proto"),
+                );
+            }
+            response
+        }
+    };
+    if matches!(code, Code::Unavailable | Code::ResourceExhausted) {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
+    }
+    response
+}
+
+/// `grpc-timeout` (`<digits><H|M|S|m|u|n>`, at most 8 digits).
+fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
+    if digits.is_empty() || digits.len() > 8 {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        "H" => Duration::from_secs(n * 3600),
+        "M" => Duration::from_secs(n * 60),
+        "S" => Duration::from_secs(n),
+        "m" => Duration::from_millis(n),
+        "u" => Duration::from_micros(n),
+        "n" => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
+fn request_id(headers: &HeaderMap) -> HeaderValue {
+    headers
+        .get(REQUEST_ID)
+        .filter(|v| {
+            !v.is_empty()
+                && v.len() <= MAX_REQUEST_ID
+                && v.to_str()
+                    .is_ok_and(|s| s.chars().all(|c| c.is_ascii_graphic()))
+        })
+        .cloned()
+        .unwrap_or_else(|| {
+            HeaderValue::from_str(&uuid::Uuid::now_v7().simple().to_string())
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
+        })
+}
+
+/// Probes and metrics bypass admission, so an overloaded server can still
+/// be observed and is not killed by its orchestrator for being busy.
+fn exempt(path: &str) -> bool {
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+}
+
+impl<S> Service<Request<Body>> for ObserveService<S>
+where
+    S: Service<Request<Body>, Response = Response<Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Response<Body>, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<Body>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let admission = self.admission.clone();
+        let protocol = Protocol::of(request.headers());
+        let id = request_id(request.headers());
+        request.headers_mut().insert(REQUEST_ID, id.clone());
+        request.extensions_mut().insert(protocol);
+        let span = tracing::info_span!(
+            "request",
+            method = %request.method(),
+            path = %request.uri().path(),
+            protocol = protocol.as_str(),
+            request_id = id.to_str().unwrap_or_default(),
+            subject = Empty,
+            grpc_code = Empty,
+        );
+        let deadline = match (grpc_timeout(request.headers()), protocol) {
+            (Some(timeout), _) => Some(timeout),
+            (None, Protocol::Json) => Some(admission.http_timeout),
+            (None, _) => None,
+        };
+        let exempt = exempt(request.uri().path());
+        Box::pin(async move {
+            let started = Instant::now();
+            let permit = if exempt {
+                None
+            } else {
+                match Arc::clone(&admission.permits).try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => {
+                        admission.metrics.record_shed();
+                        let code = if protocol == Protocol::Json {
+                            Code::Unavailable
+                        } else {
+                            Code::ResourceExhausted
+                        };
+                        let mut response = reject(
+                            protocol,
+                            code,
+                            "server is at capacity; retry shortly",
+                            http::StatusCode::SERVICE_UNAVAILABLE,
+                        );
+                        response.headers_mut().insert(REQUEST_ID, id);
+                        return Ok(response);
+                    }
+                }
+            };
+            let mut grace_over = admission.grace_over.clone();
+            let grace = async move {
+                // A dropped sender means no shutdown is coming: wait forever.
+                if grace_over.wait_for(|over| *over).await.is_err() {
+                    std::future::pending::<()>().await;
+                }
+            };
+            let call = async {
+                match deadline {
+                    // An expired deadline does no work at all.
+                    Some(deadline) if deadline <= DEADLINE_MARGIN => None,
+                    Some(deadline) => {
+                        tokio::time::timeout(deadline - DEADLINE_MARGIN, inner.call(request))
+                            .await
+                            .ok()
+                    }
+                    None => Some(inner.call(request).await),
+                }
+            };
+            let mut response = tokio::select! {
+                response = call.instrument(span.clone()) => match response {
+                    Some(Ok(response)) => response,
+                    Some(Err(never)) => match never {},
+                    None => reject(protocol, Code::DeadlineExceeded, "deadline exceeded", http::StatusCode::GATEWAY_TIMEOUT),
+                },
+                () = grace => reject(protocol, Code::Unavailable, "server is shutting down; retry", http::StatusCode::SERVICE_UNAVAILABLE),
+            };
+            drop(permit);
+            response.headers_mut().insert(REQUEST_ID, id);
+            let _entered = span.enter();
+            let status = response.status().as_u16();
+            let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+            if response.status().is_server_error() {
+                tracing::warn!(status, latency_ms, "request finished");
+            } else {
+                tracing::debug!(status, latency_ms, "request finished");
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// Per-call metrics around the TimesheetService (outside the auth layer, so
+/// refusals count too). By here every protocol is a gRPC call.
+#[derive(Clone)]
+pub struct CallMetricsLayer {
+    metrics: Arc<Metrics>,
+}
+
+impl CallMetricsLayer {
+    pub fn new(metrics: Arc<Metrics>) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> Layer<S> for CallMetricsLayer {
+    type Service = CallMetrics<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CallMetrics {
+            inner,
+            metrics: Arc::clone(&self.metrics),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct CallMetrics<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+}
+
+impl<S, B> Service<Request<B>> for CallMetrics<S>
+where
+    S: Service<Request<B>, Response = Response<tonic::body::Body>, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = BoxFuture<'static, Result<Self::Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let metrics = Arc::clone(&self.metrics);
+        let protocol = request
+            .extensions()
+            .get::<Protocol>()
+            .copied()
+            .unwrap_or(Protocol::Grpc);
+        let method = request.uri().path().to_owned();
+        Box::pin(async move {
+            let started = Instant::now();
+            let Ok(mut response) = inner.call(request).await;
+            resource_exhausted_for_oversized_messages(&mut response);
+            // Failures are trailers-only replies, with the status in the
+            // headers; a reply without one carries OK in its trailers.
+            let code = response
+                .headers()
+                .get("grpc-status")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<i32>().ok())
+                .map_or(Code::Ok, Code::from_i32);
+            if let Some(refusal) = response.extensions().get::<AuthError>() {
+                metrics.record_auth_failure(refusal.reason());
+            }
+            tracing::Span::current().record("grpc_code", transcode::code_name(code));
+            metrics.record_call(&method, protocol.as_str(), code, started.elapsed());
+            Ok(response)
+        })
+    }
+}
+
+/// tonic reports a request message over the size limit as OUT_OF_RANGE;
+/// the gRPC spec (and every other implementation) says RESOURCE_EXHAUSTED,
+/// which is what clients retry-classify on.
+fn resource_exhausted_for_oversized_messages<B>(response: &mut Response<B>) {
+    let headers = response.headers();
+    let out_of_range = headers.get("grpc-status").is_some_and(|v| v == "11");
+    let oversized = headers
+        .get("grpc-message")
+        .and_then(|v| v.to_str().ok())
+        .map(|m| {
+            percent_encoding::percent_decode_str(m)
+                .decode_utf8_lossy()
+                .into_owned()
+        })
+        .is_some_and(|m| m.contains("message length too large"));
+    if out_of_range && oversized {
+        response
+            .headers_mut()
+            .insert("grpc-status", HeaderValue::from_static("8"));
+    }
+}
+
+/// A short, stable, non-reversible tag for a subject in logs.
+pub fn subject_tag(subject: &str) -> String {
+    let digest = digest::digest(&digest::SHA256, subject.as_bytes());
+    digest.as_ref()[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,217 @@
+//! kill -9 under write load: every acknowledged create survives, on SQLite
+//! and PostgreSQL. The server runs as its real binary so it can be killed.
+
+use std::{
+    process::Stdio,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use serde_json::json;
+use tokio::{
+    io::{AsyncBufReadExt, BufReader},
+    process::{Child, Command},
+};
+
+use crate::helpers::*;
+use crate::issuer::{AUDIENCE, TestIssuer};
+
+/// The binary, serving on an ephemeral port; returns it and its address.
+async fn start_binary(database_url: &str, issuer: &TestIssuer) -> (Child, String) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_timesheets"))
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            database_url,
+            "--issuer",
+            &issuer.url(),
+            "--audience",
+            AUDIENCE,
+        ])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server binary");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("server starts within 30 s")
+            .expect("read stderr")
+            .expect("server exited before serving");
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if let Some(addr) = event["fields"]["addr"].as_str().filter(|_| {
+            event["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("serving"))
+        }) {
+            break addr.to_owned();
+        }
+    };
+    // Keep draining its log so the pipe never fills.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    (child, addr)
+}
+
+async fn acked_creates_survive_kill_9(backend: Backend) {
+    let Some(db) = TestDb::create(backend).await else {
+        return;
+    };
+    let issuer = TestIssuer::start().await;
+    let (mut server, addr) = start_binary(&db.url(), &issuer).await;
+    let owner = "crash@exampleco.com";
+    let token = issuer.token(owner, EMPLOYEE);
+    let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+
+    let mut writers = Vec::new();
+    for writer in 0..8 {
+        let acked = Arc::clone(&acked);
+        let token = token.clone();
+        let channel = channel.clone();
+        let addr = addr.clone();
+        writers.push(tokio::spawn(async move {
+            let value: tonic::metadata::MetadataValue<_> =
+                format!("Bearer {token}").parse().expect("ascii");
+            let mut grpc = TimesheetServiceClient::with_interceptor(
+                channel,
+                move |mut r: tonic::Request<()>| {
+                    r.metadata_mut().insert("authorization", value.clone());
+                    Ok(r)
+                },
+            );
+            let http = reqwest::Client::new();
+            for n in 0.. {
+                let project = format!("w{writer}-n{n}");
+                let id = if writer % 2 == 0 {
+                    match grpc
+                        .create_timesheet(create("2026-11-27", &project, 1.0))
+                        .await
+                    {
+                        Ok(reply) => reply.into_inner().id,
+                        Err(_) => return,
+                    }
+                } else {
+                    let sent = http
+                        .post(format!("http://{addr}/timesheets"))
+                        .bearer_auth(&token)
+                        .json(&json!({"date": "2026-11-27", "project": project, "hours": 1}))
+                        .send()
+                        .await;
+                    match sent {
+                        Ok(r) if r.status() == reqwest::StatusCode::CREATED => {
+                            match r.json::<serde_json::Value>().await {
+                                Ok(body) => body["id"].as_str().unwrap_or_default().to_owned(),
+                                Err(_) => return,
+                            }
+                        }
+                        _ => return,
+                    }
+                };
+                acked.lock().expect("lock").push((id, project));
+            }
+        }));
+    }
+    // Kill at a moment that differs from run to run, under full load.
+    let jitter = u64::from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .subsec_millis(),
+    );
+    tokio::time::sleep(Duration::from_millis(1500 + jitter)).await;
+    server.start_kill().expect("SIGKILL");
+    server.wait().await.expect("reaped");
+    for writer in writers {
+        writer.await.expect("writer task");
+    }
+    let acked = acked.lock().expect("lock").clone();
+    assert!(
+        acked.len() > 20,
+        "only {} writes were acknowledged before the kill",
+        acked.len()
+    );
+
+    let (mut restarted, addr) = start_binary(&db.url(), &issuer).await;
+    let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    let value: tonic::metadata::MetadataValue<_> =
+        format!("Bearer {token}").parse().expect("ascii");
+    let mut client =
+        TimesheetServiceClient::with_interceptor(channel, move |mut r: tonic::Request<()>| {
+            r.metadata_mut().insert("authorization", value.clone());
+            Ok(r)
+        });
+    let mut stored = Vec::new();
+    let mut page_token = String::new();
+    loop {
+        let page = client
+            .list_timesheets(ListTimesheetsRequest {
+                page_size: 1000,
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .expect("list")
+            .into_inner();
+        stored.extend(page.timesheets);
+        if page.next_page_token.is_empty() {
+            break;
+        }
+        page_token = page.next_page_token;
+    }
+    // No row is half-written: every stored row is whole and well-formed.
+    for row in &stored {
+        assert_eq!(
+            (row.user_id.as_str(), row.date.as_str(), row.hours),
+            (owner, "2026-11-27", 1.0),
+            "{row:?}"
+        );
+        assert!(
+            row.project.starts_with('w') && row.create_time.is_some(),
+            "{row:?}"
+        );
+    }
+    // Every acknowledged create is there, with what was sent.
+    let by_id: std::collections::HashMap<_, _> = stored
+        .iter()
+        .map(|t| (t.id.clone(), t.project.clone()))
+        .collect();
+    for (id, project) in &acked {
+        assert_eq!(
+            by_id.get(id),
+            Some(project),
+            "acknowledged create {id} ({project}) was lost"
+        );
+    }
+    restarted.start_kill().expect("stop");
+    restarted.wait().await.expect("reaped");
+    issuer.stop().await;
+    db.remove().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_creates_survive_kill_9_on_sqlite() {
+    acked_creates_survive_kill_9(Backend::Sqlite).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_creates_survive_kill_9_on_postgres() {
+    acked_creates_survive_kill_9(Backend::Postgres).await;
+}

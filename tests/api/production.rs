@@ -1,0 +1,263 @@
+//! Production behaviour: request ids, metrics, load shedding, deadlines,
+//! message limits, graceful shutdown and its grace period.
+
+use std::time::Duration;
+
+use reqwest::{StatusCode, header};
+use serde_json::json;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::helpers::*;
+use crate::on_both_backends;
+
+fn upload_item(i: usize) -> UploadTimesheetRequest {
+    UploadTimesheetRequest {
+        timesheet: Some(Timesheet {
+            user_id: "007".into(),
+            ..timesheet(&format!("2026-11-{:02}", 1 + i % 28), "Import", 1.0)
+        }),
+        request_id: String::new(),
+    }
+}
+
+/// Starts a client-streaming upload that stays in flight until the sender
+/// sends its items and is dropped.
+fn open_batch(
+    app: &TestApp,
+) -> (
+    mpsc::Sender<UploadTimesheetRequest>,
+    tokio::task::JoinHandle<Result<usize, tonic::Status>>,
+) {
+    let (tx, rx) = mpsc::channel(8);
+    let mut importer = app.importer();
+    let call = tokio::spawn(async move {
+        importer
+            .batch_upload_timesheets(ReceiverStream::new(rx))
+            .await
+            .map(|r| r.into_inner().timesheets.len())
+    });
+    (tx, call)
+}
+
+/// Waits until the server has admitted the open batch (it is in flight).
+async fn until_in_flight(app: &TestApp) {
+    for _ in 0..200 {
+        let metrics = app
+            .http()
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("text");
+        if metrics.contains("timesheets_shed_requests_total") {
+            // Admission happens before the handler; a short yield lets the
+            // stream's headers arrive.
+            tokio::task::yield_now().await;
+        }
+        let probe = app
+            .anonymous()
+            .list_timesheets(ListTimesheetsRequest::default())
+            .await;
+        if matches!(&probe, Err(s) if s.code() == Code::ResourceExhausted) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("the open batch never occupied the only permit");
+}
+
+on_both_backends! {
+    async fn every_reply_carries_a_request_id_honoured_or_generated(app: &TestApp) {
+        let token = app.token("alice@exampleco.com", EMPLOYEE);
+        let response = app.http().get(app.url("/timesheets")).bearer_auth(&token).header("x-request-id", "trace-abc-123").send().await.expect("send");
+        assert_eq!(response.headers().get("x-request-id").and_then(|v| v.to_str().ok()), Some("trace-abc-123"));
+        let response = app.http().get(app.url("/timesheets")).bearer_auth(&token).send().await.expect("send");
+        let generated = response.headers().get("x-request-id").and_then(|v| v.to_str().ok()).expect("generated id").to_owned();
+        assert!(generated.len() >= 16, "{generated}");
+        let grpc = app.employee("alice@exampleco.com").list_timesheets(ListTimesheetsRequest::default()).await.expect("grpc");
+        assert!(grpc.metadata().get("x-request-id").is_some());
+    }
+
+    async fn metrics_count_calls_by_method_protocol_and_code_and_refusals_by_reason(app: &TestApp) {
+        app.employee("alice@exampleco.com").list_timesheets(ListTimesheetsRequest::default()).await.expect("grpc call");
+        let token = app.token("alice@exampleco.com", EMPLOYEE);
+        app.http().get(app.url("/timesheets")).bearer_auth(&token).send().await.expect("json call");
+        let _ = app.anonymous().list_timesheets(ListTimesheetsRequest::default()).await;
+        let metrics = app.http().get(app.url("/metrics")).send().await.expect("metrics");
+        assert_eq!(metrics.status(), StatusCode::OK);
+        let text = metrics.text().await.expect("text");
+        for needle in [
+            "timesheets_requests_total{method=\"ListTimesheets\",protocol=\"grpc\",code=\"OK\"} 1",
+            "timesheets_requests_total{method=\"ListTimesheets\",protocol=\"json\",code=\"OK\"} 1",
+            "timesheets_requests_total{method=\"ListTimesheets\",protocol=\"grpc\",code=\"UNAUTHENTICATED\"} 1",
+            "timesheets_auth_failures_total{reason=\"MISSING_CREDENTIALS\"} 1",
+            "timesheets_request_duration_seconds_bucket",
+            "timesheets_jwks_fetches_total{",
+            "timesheets_signing_keys{",
+            "timesheets_db_pool_connections{",
+        ] {
+            assert!(text.contains(needle), "missing {needle} in\n{text}");
+        }
+    }
+
+    async fn an_http_body_over_the_limit_is_413_and_a_grpc_message_over_it_is_resource_exhausted(app: &TestApp) {
+        let token = app.token("alice@exampleco.com", EMPLOYEE);
+        let big = "n".repeat(1024 * 1024 + 1);
+        let response = app.http().post(app.url("/timesheets")).bearer_auth(&token)
+            .json(&json!({"date": "2026-11-27", "project": "W", "hours": 1, "notes": big})).send().await.expect("send");
+        assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
+        let status = app.employee("alice@exampleco.com")
+            .create_timesheet(CreateTimesheetRequest { timesheet: Some(Timesheet { notes: big, ..timesheet("2026-11-27", "W", 1.0) }), request_id: String::new() })
+            .await.expect_err("too large");
+        assert_eq!(status.code(), Code::ResourceExhausted);
+    }
+
+    async fn deeply_nested_json_is_a_clean_400(app: &TestApp) {
+        let token = app.token("alice@exampleco.com", EMPLOYEE);
+        let nested = format!("{{\"date\":\"2026-11-27\",\"project\":\"W\",\"hours\":1,\"notes\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
+        let response = app.http().post(app.url("/timesheets")).bearer_auth(&token)
+            .header(header::CONTENT_TYPE, "application/json").body(nested).send().await.expect("send");
+        assert_eq!(response.status(), StatusCode::BAD_REQUEST);
+    }
+
+    async fn an_already_expired_deadline_does_no_work(app: &TestApp) {
+        let token = app.token("alice@exampleco.com", EMPLOYEE);
+        let response = app.http().post(app.url("/timesheets")).bearer_auth(&token).header("grpc-timeout", "0m")
+            .json(&json!({"date": "2026-11-27", "project": "W", "hours": 1})).send().await.expect("send");
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert_eq!(body["error"]["status"], "DEADLINE_EXCEEDED");
+        let listed = app.employee("alice@exampleco.com").list_timesheets(ListTimesheetsRequest::default()).await.expect("list").into_inner();
+        assert!(listed.timesheets.is_empty(), "nothing was stored");
+    }
+}
+
+#[tokio::test]
+async fn at_the_concurrency_limit_calls_are_shed_not_queued() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.max_concurrent_requests = 1).await else {
+        return;
+    };
+    let (tx, call) = open_batch(&app);
+    until_in_flight(&app).await;
+    let status = app
+        .employee("alice@exampleco.com")
+        .list_timesheets(ListTimesheetsRequest::default())
+        .await
+        .expect_err("shed");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let token = app.token("alice@exampleco.com", EMPLOYEE);
+    let response = app
+        .http()
+        .get(app.url("/timesheets"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(
+        response
+            .headers()
+            .get(header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
+    // Probes are never shed.
+    assert_eq!(
+        app.http()
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .expect("healthz")
+            .status(),
+        StatusCode::OK
+    );
+    tx.send(upload_item(0)).await.expect("send item");
+    drop(tx);
+    assert_eq!(
+        call.await
+            .expect("joined")
+            .expect("the in-flight call finished"),
+        1
+    );
+    app.employee("alice@exampleco.com")
+        .list_timesheets(ListTimesheetsRequest::default())
+        .await
+        .expect("capacity is back");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_turns_health_not_serving_and_lets_in_flight_calls_finish() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let mut health = HealthClient::new(app.channel.clone());
+    let mut watch = health
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    assert_eq!(
+        watch
+            .message()
+            .await
+            .expect("status")
+            .expect("first")
+            .status(),
+        ServingStatus::Serving
+    );
+    let (tx, call) = open_batch(&app);
+    tx.send(upload_item(0)).await.expect("first item");
+
+    let app = app.begin_shutdown();
+    assert_eq!(
+        watch
+            .message()
+            .await
+            .expect("status")
+            .expect("update")
+            .status(),
+        ServingStatus::NotServing
+    );
+    drop(watch);
+    // The in-flight call is not cut off: it finishes after shutdown began.
+    tx.send(upload_item(1)).await.expect("second item");
+    drop(tx);
+    assert_eq!(
+        call.await
+            .expect("joined")
+            .expect("in-flight call succeeded"),
+        2
+    );
+    app.finish_shutdown().await;
+}
+
+#[tokio::test]
+async fn calls_still_running_after_the_grace_period_get_unavailable() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.shutdown_grace = Duration::from_millis(300)
+    })
+    .await
+    else {
+        return;
+    };
+    let (tx, call) = open_batch(&app);
+    tx.send(upload_item(0)).await.expect("item");
+    let app = app.begin_shutdown();
+    let status = call
+        .await
+        .expect("joined")
+        .expect_err("cut off after the grace period");
+    assert_eq!(status.code(), Code::Unavailable);
+    drop(tx);
+    app.finish_shutdown().await;
+}
