@@ -75,7 +75,9 @@ if [[ -n ${OPENAPI:-} ]]; then
   step "OpenAPI: validator and schemathesis"
   curl -fs "http://$ADDR/openapi.json" -o "$ARTIFACTS/openapi.json" || die "no /openapi.json"
   "$VENV/bin/openapi-spec-validator" "$ARTIFACTS/openapi.json"
-  SCHEMA_TOKEN=$(curl -fs "http://$ADDR/dev/token?persona=manager" | "$VENV/bin/python" -c 'import json,sys; print(json.load(sys.stdin)["access_token"])')
+  # One caller holding every scope, so every operation is exercised past auth.
+  SCHEMA_TOKEN=$("$BIN" token --listen "$ADDR" --dev-key-file "$WORK/dev-key.pem" --email schemathesis@exampleco.com \
+    --scope "create:timesheets read:timesheets delete:timesheets approve:timesheets batch:upload")
   "$VENV/bin/schemathesis" run "$ARTIFACTS/openapi.json" --url "http://$ADDR" \
     -H "authorization: Bearer $SCHEMA_TOKEN" --checks not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance \
     --max-examples 30 --seed 1 --request-timeout 10 --phases examples,coverage,fuzzing
