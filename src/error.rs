@@ -106,8 +106,8 @@ mod tests {
 
     #[test]
     fn internal_storage_errors_never_reach_the_client() {
-        let err = Error::Storage(storage::Error::Internal(sqlx::Error::Protocol(
-            "syntax error near SELECT * FROM secrets".into(),
+        let err = Error::Storage(storage::Error::Internal(std::sync::Arc::new(
+            sqlx::Error::Protocol("syntax error near SELECT * FROM secrets".into()),
         )));
         let status = Status::from(err);
         assert_eq!(status.code(), Code::Internal);

@@ -72,6 +72,8 @@ pub struct Metrics {
     jwks_fetches: Family<IssuerResultLabels, Counter>,
     signing_keys: Family<IssuerLabels, Gauge>,
     pool: Family<PoolLabels, Gauge>,
+    write_groups: Counter,
+    write_group_rows: Counter,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -126,6 +128,18 @@ impl Metrics {
             "Database connections by pool and state (in_use, idle)",
             pool.clone(),
         );
+        let write_groups = Counter::default();
+        registry.register(
+            "write_groups",
+            "Group-commit transactions for inserts",
+            write_groups.clone(),
+        );
+        let write_group_rows = Counter::default();
+        registry.register(
+            "write_group_rows",
+            "Inserts carried by group commits (rows / groups = mean group size)",
+            write_group_rows.clone(),
+        );
         Arc::new(Self {
             registry,
             requests,
@@ -135,6 +149,8 @@ impl Metrics {
             jwks_fetches,
             signing_keys,
             pool,
+            write_groups,
+            write_group_rows,
         })
     }
 
@@ -205,6 +221,14 @@ impl Metrics {
                     state: "idle",
                 })
                 .set(i64::from(pool.idle));
+        }
+        if let Some(writes) = store.write_stats() {
+            self.write_groups
+                .inner()
+                .store(writes.groups, std::sync::atomic::Ordering::Relaxed);
+            self.write_group_rows
+                .inner()
+                .store(writes.rows, std::sync::atomic::Ordering::Relaxed);
         }
         let mut out = String::new();
         if let Err(err) = encode(&mut out, &self.registry) {

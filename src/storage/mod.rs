@@ -89,6 +89,15 @@ pub enum Deleted {
     Approved,
 }
 
+/// Group-commit counters, for metrics: rows / groups is the mean group size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WriteStats {
+    /// Transactions committed for inserts.
+    pub groups: u64,
+    /// Inserts those transactions carried.
+    pub rows: u64,
+}
+
 /// One connection pool's size, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
@@ -108,18 +117,35 @@ pub enum Error {
     IdempotencyConflict { index: usize },
     /// The database cannot be reached or is overloaded; worth retrying (UNAVAILABLE).
     #[error("database unavailable")]
-    Unavailable(#[source] sqlx::Error),
+    Unavailable(#[source] Arc<sqlx::Error>),
     /// Anything else (INTERNAL); logged, never shown to clients.
     #[error("database error")]
-    Internal(#[source] sqlx::Error),
+    Internal(#[source] Arc<sqlx::Error>),
 }
 
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
+        Error::classify(Arc::new(err))
+    }
+}
+
+impl Error {
+    /// Sorts a database failure into retryable or not. Shared (`Arc`) so
+    /// one failed group commit can answer every caller in its batch.
+    pub fn classify(err: Arc<sqlx::Error>) -> Self {
         if is_transient(&err) {
             Error::Unavailable(err)
         } else {
             Error::Internal(err)
+        }
+    }
+
+    /// The same failure for another caller of the same group commit.
+    pub fn share(&self) -> Self {
+        match self {
+            Error::IdempotencyConflict { index } => Error::IdempotencyConflict { index: *index },
+            Error::Unavailable(err) => Error::Unavailable(Arc::clone(err)),
+            Error::Internal(err) => Error::Internal(Arc::clone(err)),
         }
     }
 }
@@ -186,6 +212,8 @@ pub trait Store: Send + Sync + 'static {
     async fn close(&self);
     /// Connection counts per pool, for metrics.
     fn pool_stats(&self) -> Vec<PoolStats>;
+    /// Group-commit counters, where the backend batches inserts itself.
+    fn write_stats(&self) -> Option<WriteStats>;
 }
 
 /// Opens the database named by `url` and applies its migrations.

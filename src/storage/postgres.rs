@@ -50,4 +50,20 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// PostgreSQL commits concurrent transactions in groups on its own
+    /// (its WAL writer batches fsyncs), so each insert is its own statement.
+    async fn insert_durably(&self, new: super::NewTimesheet) -> super::Result<super::Inserted> {
+        let mut conn = self.writer.acquire().await?;
+        Self::insert_one(&mut conn, &new, 0).await
+    }
+
+    /// Nothing is queued outside the pool.
+    async fn stop_writes(&self) {}
+
+    fn group_stats(&self) -> Option<super::WriteStats> {
+        None
+    }
+}
+
 super::sql::impl_store!(PgStore, sqlx::Postgres);

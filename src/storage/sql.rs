@@ -160,8 +160,7 @@ macro_rules! impl_store {
                 &self,
                 new: $crate::storage::NewTimesheet,
             ) -> $crate::storage::Result<$crate::storage::Inserted> {
-                let mut conn = self.writer.acquire().await?;
-                Self::insert_one(&mut conn, &new, 0).await
+                self.insert_durably(new).await
             }
 
             async fn insert_batch(
@@ -308,8 +307,13 @@ macro_rules! impl_store {
             }
 
             async fn close(&self) {
+                self.stop_writes().await;
                 self.reader.close().await;
                 self.writer.close().await;
+            }
+
+            fn write_stats(&self) -> Option<$crate::storage::WriteStats> {
+                self.group_stats()
             }
 
             fn pool_stats(&self) -> Vec<$crate::storage::PoolStats> {

@@ -6,10 +6,19 @@
 
 use std::{str::FromStr, time::Duration};
 
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
 use anyhow::Context;
 use sqlx::{
     SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+};
+use tokio::{
+    sync::{mpsc, oneshot},
+    task::JoinHandle,
 };
 
 /// Readers beyond the core count only queue inside SQLite; 4 covers a 2-core
@@ -23,9 +32,45 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// How long a request waits for a pooled connection before UNAVAILABLE.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Inserts gathered into one transaction at most; bounds how long one
+/// commit holds the writer and how many callers share one failure.
+const MAX_GROUP: usize = 256;
+
+/// Inserts waiting for the committer; beyond this, callers wait to enqueue
+/// (back-pressure instead of unbounded memory).
+const QUEUE_DEPTH: usize = 4096;
+
+/// One insert waiting for its group to commit.
+struct Pending {
+    new: NewTimesheet,
+    reply: oneshot::Sender<Result<Inserted>>,
+}
+
 pub(super) struct SqliteStore {
     reader: SqlitePool,
     writer: SqlitePool,
+    /// Where inserts queue for group commit; `None` once closed.
+    queue: std::sync::Mutex<Option<mpsc::Sender<Pending>>>,
+    /// The committer task; owned here, stopped by `close` or on drop.
+    committer: tokio::sync::Mutex<Option<JoinHandle<()>>>,
+    stats: Arc<GroupStats>,
+}
+
+/// Counters the committer keeps for metrics.
+#[derive(Default)]
+struct GroupStats {
+    groups: AtomicU64,
+    rows: AtomicU64,
+}
+
+impl Drop for SqliteStore {
+    fn drop(&mut self) {
+        if let Ok(mut committer) = self.committer.try_lock()
+            && let Some(task) = committer.take()
+        {
+            task.abort();
+        }
+    }
 }
 
 impl SqliteStore {
@@ -58,8 +103,105 @@ impl SqliteStore {
             .connect_with(options.read_only(true))
             .await
             .with_context(|| format!("opening SQLite readers for {url:?}"))?;
-        Ok(Self { reader, writer })
+        let (queue, pending) = mpsc::channel(QUEUE_DEPTH);
+        let stats = Arc::new(GroupStats::default());
+        let committer = tokio::spawn(run_committer(writer.clone(), pending, Arc::clone(&stats)));
+        Ok(Self {
+            reader,
+            writer,
+            queue: std::sync::Mutex::new(Some(queue)),
+            committer: tokio::sync::Mutex::new(Some(committer)),
+            stats,
+        })
+    }
+
+    /// Group commit: the insert joins whatever else is queued, they commit
+    /// in one transaction (one fsync), and the caller is answered only after
+    /// that commit, so an acknowledged insert survives a crash.
+    async fn insert_durably(&self, new: NewTimesheet) -> Result<Inserted> {
+        let closed = || Error::Unavailable(Arc::new(sqlx::Error::PoolClosed));
+        let queue = self
+            .queue
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or_else(closed)?;
+        let (reply, answer) = oneshot::channel();
+        queue
+            .send(Pending { new, reply })
+            .await
+            .map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+
+    fn group_stats(&self) -> Option<super::WriteStats> {
+        Some(super::WriteStats {
+            groups: self.stats.groups.load(Ordering::Relaxed),
+            rows: self.stats.rows.load(Ordering::Relaxed),
+        })
+    }
+
+    /// Stops taking inserts and waits until the queued ones are committed.
+    async fn stop_writes(&self) {
+        self.queue.lock().unwrap_or_else(|p| p.into_inner()).take();
+        if let Some(task) = self.committer.lock().await.take()
+            && let Err(err) = task.await
+        {
+            tracing::error!(%err, "the SQLite committer task failed");
+        }
     }
 }
+
+/// Commits queued inserts in groups until every sender is gone.
+async fn run_committer(
+    writer: SqlitePool,
+    mut pending: mpsc::Receiver<Pending>,
+    stats: Arc<GroupStats>,
+) {
+    let mut group = Vec::with_capacity(MAX_GROUP);
+    while pending.recv_many(&mut group, MAX_GROUP).await > 0 {
+        stats.groups.fetch_add(1, Ordering::Relaxed);
+        stats.rows.fetch_add(group.len() as u64, Ordering::Relaxed);
+        commit_group(&writer, std::mem::take(&mut group)).await;
+    }
+}
+
+async fn commit_group(writer: &SqlitePool, group: Vec<Pending>) {
+    let size = group.len();
+    let outcome = async {
+        let mut tx = writer.begin().await?;
+        let mut results = Vec::with_capacity(group.len());
+        for item in &group {
+            // A reused request_id is a per-caller answer, not a failed
+            // statement: nothing to undo, the rest of the group goes on.
+            match SqliteStore::insert_one(&mut tx, &item.new, 0).await {
+                Ok(inserted) => results.push(Ok(inserted)),
+                Err(conflict @ Error::IdempotencyConflict { .. }) => results.push(Err(conflict)),
+                Err(failure) => return Err(failure),
+            }
+        }
+        tx.commit().await.map_err(Error::from)?;
+        Ok(results)
+    }
+    .await;
+    tracing::trace!(size, ok = outcome.is_ok(), "group committed");
+    match outcome {
+        Ok(results) => {
+            for (item, result) in group.into_iter().zip(results) {
+                // A caller that gave up (deadline) no longer listens; its
+                // row is committed all the same, and a retry with its
+                // request_id finds it.
+                let _ = item.reply.send(result);
+            }
+        }
+        Err(failure) => {
+            for item in group {
+                let _ = item.reply.send(Err(failure.share()));
+            }
+        }
+    }
+}
+
+use super::{Error, Inserted, NewTimesheet, Result};
 
 super::sql::impl_store!(SqliteStore, sqlx::Sqlite);

@@ -208,6 +208,11 @@ impl TestApp {
         TimesheetServiceClient::with_interceptor(self.channel.clone(), Bearer(Some(value)))
     }
 
+    /// The database this server uses.
+    pub fn database_url(&self) -> String {
+        self.db.as_ref().map(TestDb::url).unwrap_or_default()
+    }
+
     /// `http://<addr><path>`.
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{path}", self.addr)

@@ -44,23 +44,10 @@ fn open_batch(
     (tx, call)
 }
 
-/// Waits until the server has admitted the open batch (it is in flight).
+/// Waits until a call holds the only admission permit: a probe call is
+/// then shed. Each probe is a round trip, which paces the loop.
 async fn until_in_flight(app: &TestApp) {
-    for _ in 0..200 {
-        let metrics = app
-            .http()
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("text");
-        if metrics.contains("timesheets_shed_requests_total") {
-            // Admission happens before the handler; a short yield lets the
-            // stream's headers arrive.
-            tokio::task::yield_now().await;
-        }
+    for _ in 0..2000 {
         let probe = app
             .anonymous()
             .list_timesheets(ListTimesheetsRequest::default())
@@ -68,9 +55,9 @@ async fn until_in_flight(app: &TestApp) {
         if matches!(&probe, Err(s) if s.code() == Code::ResourceExhausted) {
             return;
         }
-        tokio::time::sleep(Duration::from_millis(10)).await;
+        tokio::task::yield_now().await;
     }
-    panic!("the open batch never occupied the only permit");
+    panic!("the call never occupied the only permit");
 }
 
 on_both_backends! {
@@ -244,20 +231,95 @@ async fn shutdown_turns_health_not_serving_and_lets_in_flight_calls_finish() {
 #[tokio::test]
 async fn calls_still_running_after_the_grace_period_get_unavailable() {
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
-        c.shutdown_grace = Duration::from_millis(300)
+        c.shutdown_grace = Duration::from_millis(300);
+        c.max_concurrent_requests = 1;
     })
     .await
     else {
         return;
     };
-    let (tx, call) = open_batch(&app);
-    tx.send(upload_item(0)).await.expect("item");
+    // Another process holds SQLite's write lock, so a create stays in flight.
+    use sqlx::Connection;
+    let mut blocker = sqlx::SqliteConnection::connect(&app.database_url())
+        .await
+        .expect("open the database");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .expect("take the write lock");
+    let mut alice = app.employee("alice@exampleco.com");
+    let create = tokio::spawn(async move {
+        alice
+            .create_timesheet(create("2026-11-27", "Website", 1.0))
+            .await
+    });
+    until_in_flight(&app).await;
+
     let app = app.begin_shutdown();
-    let status = call
+    let status = create
         .await
         .expect("joined")
         .expect_err("cut off after the grace period");
-    assert_eq!(status.code(), Code::Unavailable);
-    drop(tx);
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    sqlx::query("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .expect("release the lock");
     app.finish_shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_creates_on_sqlite_share_group_commits_and_all_are_stored() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let creates: Vec<_> = (0..64)
+        .map(|i| {
+            let mut client = app.employee("alice@exampleco.com");
+            tokio::spawn(async move {
+                client
+                    .create_timesheet(create("2026-11-27", &format!("P{i}"), 1.0))
+                    .await
+                    .map(|r| r.into_inner().id)
+            })
+        })
+        .collect();
+    let mut ids = std::collections::HashSet::new();
+    for create in creates {
+        ids.insert(create.await.expect("joined").expect("created"));
+    }
+    assert_eq!(ids.len(), 64);
+    let listed = app
+        .employee("alice@exampleco.com")
+        .list_timesheets(ListTimesheetsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed.timesheets.len(), 64);
+    let metrics = app
+        .http()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let counter = |name: &str| -> u64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in\n{metrics}"))
+    };
+    let (groups, rows) = (
+        counter("timesheets_write_groups_total"),
+        counter("timesheets_write_group_rows_total"),
+    );
+    assert_eq!(rows, 64);
+    assert!(
+        groups < rows,
+        "64 concurrent creates took {groups} commits: no grouping"
+    );
+    app.shutdown().await;
 }
