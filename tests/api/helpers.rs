@@ -115,6 +115,12 @@ impl TestDb {
 #[derive(Clone)]
 pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
 
+impl Bearer {
+    pub fn new(value: MetadataValue<tonic::metadata::Ascii>) -> Self {
+        Self(Some(value))
+    }
+}
+
 impl Interceptor for Bearer {
     fn call(&mut self, mut request: Request<()>) -> Result<Request<()>, Status> {
         if let Some(value) = &self.0 {

@@ -15,6 +15,7 @@ mod idempotency;
 mod pagination;
 mod production;
 mod reflection;
+mod replicas;
 mod rest;
 mod scopes;
 mod timesheets;
