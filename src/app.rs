@@ -28,6 +28,7 @@ use tokio::{
     sync::{Semaphore, watch},
     task::JoinHandle,
 };
+use tokio_rustls::TlsAcceptor;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 use tonic_health::server::HealthReporter;
@@ -53,6 +54,7 @@ use crate::{
     routes,
     service::TimesheetApi,
     storage::{self, Store},
+    tls,
     transcode::{GrpcService, JsonNames, OpenApiInfo, TranscodeOptions, Transcoder},
 };
 
@@ -85,6 +87,7 @@ pub struct App {
     draining: Arc<AtomicBool>,
     grace_over: watch::Sender<bool>,
     limits: Limits,
+    tls: Option<TlsAcceptor>,
     dev_banner: Option<String>,
     background: Background,
 }
@@ -96,6 +99,11 @@ impl App {
             .await
             .with_context(|| format!("binding {}", config.listen))?;
         let local_addr = listener.local_addr().context("reading the bound address")?;
+        // A bad certificate is a startup error, not a failure per connection.
+        let tls = match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(tls::acceptor(cert, key)?),
+            _ => None,
+        };
 
         let dev = match config.dev {
             true => Some(Arc::new(DevIssuer {
@@ -214,6 +222,7 @@ impl App {
             draining,
             grace_over,
             limits,
+            tls,
             dev_banner,
             background,
         })
@@ -260,17 +269,27 @@ impl App {
             });
             let _ = timer_tx.send(timer);
         };
-        let result = tonic::transport::Server::builder()
+        let server = tonic::transport::Server::builder()
             .accept_http1(true)
             .tcp_nodelay(true)
             .max_concurrent_streams(self.limits.http2_max_concurrent_streams)
             .http2_max_header_list_size(self.limits.max_header_bytes)
             .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
             .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
-            .add_routes(Routes::from(self.router))
-            .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
-            .await
-            .context("serving");
+            .add_routes(Routes::from(self.router));
+        let result = match self.tls {
+            Some(acceptor) => {
+                server
+                    .serve_with_incoming_shutdown(tls::incoming(self.listener, acceptor), shutdown)
+                    .await
+            }
+            None => {
+                server
+                    .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
+                    .await
+            }
+        }
+        .context("serving");
         // The grace timer belongs to this shutdown and must not outlive it.
         if let Ok(timer) = timer_rx.await {
             timer.abort();

@@ -207,6 +207,14 @@ pub struct ServeConfig {
     #[arg(long, env = "TIMESHEETS_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
     pub max_header_bytes: u32,
 
+    /// PEM certificate chain for TLS (with --tls-key). ALPN offers h2 and http/1.1.
+    #[arg(long, env = "TIMESHEETS_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key for TLS (with --tls-cert).
+    #[arg(long, env = "TIMESHEETS_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
     /// Run with an embedded development issuer; prints ready-to-use tokens. Local use only.
     #[arg(long, env = "TIMESHEETS_DEV")]
     pub dev: bool,
@@ -257,6 +265,8 @@ impl fmt::Debug for ServeConfig {
                 &self.http2_max_concurrent_streams,
             )
             .field("max_header_bytes", &self.max_header_bytes)
+            .field("tls_cert", &self.tls_cert)
+            .field("tls_key", &self.tls_key.as_ref().map(|_| "<redacted path>"))
             .field("dev", &self.dev)
             .field("dev_key_file", &self.dev_key_file)
             .finish()

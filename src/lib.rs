@@ -18,6 +18,7 @@
 //! - [`observe`]: request ids, spans, admission control, deadlines and the shutdown grace, per request.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`telemetry`]: log setup (text or JSON).
+//! - [`tls`]: optional TLS with ALPN h2 and http/1.1 on the same port.
 //!
 //! A request flows: listener → (gRPC-Web / JSON translation) → auth layer →
 //! handler → storage, and back the same way.
@@ -36,6 +37,7 @@ pub mod routes;
 pub mod service;
 pub mod storage;
 pub mod telemetry;
+pub mod tls;
 pub mod transcode;
 
 pub use app::App;

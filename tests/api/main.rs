@@ -19,4 +19,5 @@ mod replicas;
 mod rest;
 mod scopes;
 mod timesheets;
+mod tls;
 mod validation;
