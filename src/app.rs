@@ -51,6 +51,7 @@ use crate::{
         FILE_DESCRIPTOR_SET, SERVICE_NAME, descriptor_pool,
         timesheets::v1::timesheet_service_server::TimesheetServiceServer,
     },
+    ratelimit::RateLimitLayer,
     routes,
     service::TimesheetApi,
     storage::{self, Store},
@@ -154,6 +155,7 @@ impl App {
             ServiceBuilder::new()
                 .layer(CallMetricsLayer::new(Arc::clone(&metrics)))
                 .layer(AuthLayer::new(auth))
+                .option_layer(config.rate_limit_per_user.map(RateLimitLayer::per_second))
                 .service(
                     TimesheetServiceServer::new(api)
                         .max_decoding_message_size(config.max_message_bytes)

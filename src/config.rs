@@ -207,6 +207,11 @@ pub struct ServeConfig {
     #[arg(long, env = "TIMESHEETS_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
     pub max_header_bytes: u32,
 
+    /// Calls per second one caller (token subject) may make, with bursts of
+    /// the same size; beyond it RESOURCE_EXHAUSTED (HTTP 429). Off when unset.
+    #[arg(long, env = "TIMESHEETS_RATE_LIMIT_PER_USER")]
+    pub rate_limit_per_user: Option<std::num::NonZeroU32>,
+
     /// PEM certificate chain for TLS (with --tls-key). ALPN offers h2 and http/1.1.
     #[arg(long, env = "TIMESHEETS_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -265,6 +270,7 @@ impl fmt::Debug for ServeConfig {
                 &self.http2_max_concurrent_streams,
             )
             .field("max_header_bytes", &self.max_header_bytes)
+            .field("rate_limit_per_user", &self.rate_limit_per_user)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key.as_ref().map(|_| "<redacted path>"))
             .field("dev", &self.dev)

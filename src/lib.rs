@@ -17,6 +17,7 @@
 //! - [`routes`]: plain-HTTP endpoints: the embedded web client, `/healthz`, `/readyz`.
 //! - [`observe`]: request ids, spans, admission control, deadlines and the shutdown grace, per request.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
+//! - [`ratelimit`]: the optional per-caller rate limit.
 //! - [`telemetry`]: log setup (text or JSON).
 //! - [`tls`]: optional TLS with ALPN h2 and http/1.1 on the same port.
 //!
@@ -33,6 +34,7 @@ pub mod metrics;
 pub mod observe;
 pub mod pagination;
 pub mod proto;
+pub mod ratelimit;
 pub mod routes;
 pub mod service;
 pub mod storage;

@@ -323,3 +323,123 @@ async fn concurrent_creates_on_sqlite_share_group_commits_and_all_are_stored() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_caller_over_its_rate_limit_is_refused_and_others_are_not() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.rate_limit_per_user = std::num::NonZeroU32::new(3)
+    })
+    .await
+    else {
+        return;
+    };
+    let mut alice = app.employee("alice@exampleco.com");
+    let mut refused = None;
+    for _ in 0..20 {
+        if let Err(status) = alice
+            .list_timesheets(ListTimesheetsRequest::default())
+            .await
+        {
+            refused = Some(status);
+            break;
+        }
+    }
+    let status = refused.expect("a burst beyond 3 calls is refused");
+    assert_eq!(status.code(), Code::ResourceExhausted);
+    let token = app.token("alice@exampleco.com", EMPLOYEE);
+    let over_http = app
+        .http()
+        .get(app.url("/timesheets"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        over_http.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "the same limit on every protocol"
+    );
+    app.employee("bob@exampleco.com")
+        .list_timesheets(ListTimesheetsRequest::default())
+        .await
+        .expect("another caller is unaffected");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_flood_of_http2_stream_resets_leaves_the_server_responsive() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let tcp = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let (mut client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    for _ in 0..2000 {
+        let request = http::Request::post(format!(
+            "http://{}/timesheets.v1.TimesheetService/ListTimesheets",
+            app.addr
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("request");
+        let Ok(ready) = client.clone().ready().await else {
+            break;
+        };
+        client = ready;
+        match client.send_request(request, false) {
+            Ok((_, mut stream)) => stream.send_reset(h2::Reason::CANCEL),
+            // The server gave up on this abusive connection: that is fine.
+            Err(_) => break,
+        }
+    }
+    driver.abort();
+    // Other clients are served as usual.
+    app.employee("alice@exampleco.com")
+        .list_timesheets(ListTimesheetsRequest::default())
+        .await
+        .expect("still responsive");
+    let fresh = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("new connection");
+    tonic_health::pb::health_client::HealthClient::new(fresh)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health on a new connection");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_oversized_header_list_is_refused_before_any_work() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let huge = "x".repeat(32 * 1024);
+    let response = app
+        .h2()
+        .get(app.url("/timesheets"))
+        .header("x-padding", huge)
+        .send()
+        .await;
+    match response {
+        Ok(response) => assert!(
+            response.status().is_client_error(),
+            "{:?}",
+            response.status()
+        ),
+        Err(_) => {} // refused at the HTTP/2 layer
+    }
+    app.employee("alice@exampleco.com")
+        .list_timesheets(ListTimesheetsRequest::default())
+        .await
+        .expect("still serving");
+    app.shutdown().await;
+}
