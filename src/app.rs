@@ -341,6 +341,7 @@ fn transcode_options(config: &ServeConfig) -> anyhow::Result<TranscodeOptions> {
         },
         ignore_unknown_fields: config.json_ignore_unknown_fields,
         max_body_bytes: config.http_max_body_bytes,
+        max_json_depth: config.json_max_depth,
         forward_headers,
     })
 }

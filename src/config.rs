@@ -165,6 +165,10 @@ pub struct ServeConfig {
     #[arg(long, env = "TIMESHEETS_HTTP_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub http_max_body_bytes: usize,
 
+    /// Deepest JSON nesting accepted in an HTTP body; deeper is 400.
+    #[arg(long, env = "TIMESHEETS_JSON_MAX_DEPTH", default_value_t = 64)]
+    pub json_max_depth: usize,
+
     /// Extra HTTP request header passed to gRPC metadata on transcoded calls (repeatable).
     #[arg(
         long = "forward-header",
@@ -260,6 +264,7 @@ impl fmt::Debug for ServeConfig {
                 &self.json_ignore_unknown_fields,
             )
             .field("http_max_body_bytes", &self.http_max_body_bytes)
+            .field("json_max_depth", &self.json_max_depth)
             .field("forward_headers", &self.forward_headers)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("max_concurrent_requests", &self.max_concurrent_requests)

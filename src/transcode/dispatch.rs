@@ -18,7 +18,7 @@ use tower::ServiceExt as _;
 use super::{
     GrpcService,
     error::{ErrorRenderer, TranscodeError},
-    request, response,
+    json, request, response,
     routes::{Lookup, RouteTable},
     rules::Binding,
 };
@@ -36,6 +36,7 @@ pub(crate) struct Shared {
     pub serialize: SerializeOptions,
     pub proto_names: bool,
     pub max_body_bytes: usize,
+    pub max_json_depth: usize,
     pub forward_headers: Vec<HeaderName>,
 }
 
@@ -73,6 +74,7 @@ impl Shared {
             Lookup::NotFound => return Err(TranscodeError::NoRoute),
         };
         let body = self.read_body(&parts.headers, body).await?;
+        json::check_depth(&body, self.max_json_depth)?;
         let message = request::build(
             binding,
             &captures,

@@ -30,6 +30,44 @@ impl Serialize for WithOptions<'_> {
     }
 }
 
+/// Refuses JSON nested deeper than `max_depth` with one linear scan, before
+/// the recursive parser sees it (serde_json's own limit is 128 and not
+/// configurable).
+pub(crate) fn check_depth(
+    json: &[u8],
+    max_depth: usize,
+) -> Result<(), super::error::TranscodeError> {
+    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
+    for &byte in json {
+        if in_string {
+            match (escaped, byte) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match byte {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                if depth > max_depth {
+                    return Err(super::error::TranscodeError::InvalidArgument {
+                        field: None,
+                        message: format!(
+                            "invalid JSON body: nested deeper than {max_depth} levels"
+                        ),
+                    });
+                }
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
 /// Reads a JSON document into a new `desc` message: the whole message, or,
 /// with `field`, just that top-level field, as `body: "field"` rules need.
 pub(crate) fn read_message(

@@ -76,6 +76,10 @@ pub struct TranscodeOptions {
     /// above any timesheet yet small enough that a client cannot make the
     /// server buffer much.
     pub max_body_bytes: usize,
+    /// Deepest JSON nesting accepted in a body; deeper is 400 before any
+    /// parsing. Timesheet bodies are two levels deep; 64 leaves room for
+    /// generic messages while bounding the parser's recursion.
+    pub max_json_depth: usize,
     /// Request headers copied to gRPC metadata besides the ones always
     /// copied (`authorization`, `x-request-id`, `grpc-timeout`). Everything
     /// else stays behind, so HTTP-only headers cannot smuggle metadata.
@@ -83,6 +87,9 @@ pub struct TranscodeOptions {
 }
 
 /// 1 MiB; see [`TranscodeOptions::max_body_bytes`].
+/// See [`TranscodeOptions::max_json_depth`].
+pub const DEFAULT_MAX_JSON_DEPTH: usize = 64;
+
 pub const DEFAULT_MAX_BODY_BYTES: usize = 1024 * 1024;
 
 impl Default for TranscodeOptions {
@@ -91,6 +98,7 @@ impl Default for TranscodeOptions {
             json_names: JsonNames::default(),
             ignore_unknown_fields: false,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_json_depth: DEFAULT_MAX_JSON_DEPTH,
             forward_headers: Vec::new(),
         }
     }
@@ -167,6 +175,7 @@ impl Transcoder {
             serialize: serialize_options(self.options.json_names),
             proto_names: self.options.json_names == JsonNames::Proto,
             max_body_bytes: self.options.max_body_bytes,
+            max_json_depth: self.options.max_json_depth,
             forward_headers,
         };
         axum::Router::new()

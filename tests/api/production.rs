@@ -106,6 +106,19 @@ on_both_backends! {
         assert_eq!(status.code(), Code::ResourceExhausted);
     }
 
+    async fn json_nested_beyond_64_levels_is_a_clean_400(app: &TestApp) {
+        let token = app.token("alice@exampleco.com", EMPLOYEE);
+        let at = |depth: usize| format!("{{\"date\":\"2026-11-27\",\"project\":\"W\",\"hours\":1,\"x\":{}{}}}", "[".repeat(depth), "]".repeat(depth));
+        let response = app.http().post(app.url("/timesheets")).bearer_auth(&token)
+            .header(header::CONTENT_TYPE, "application/json").body(at(64)).send().await.expect("send");
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert!(body["error"]["message"].as_str().is_some_and(|m| m.contains("nested deeper than 64")), "{body}");
+        let response = app.http().post(app.url("/timesheets")).bearer_auth(&token)
+            .header(header::CONTENT_TYPE, "application/json").body(at(62)).send().await.expect("send");
+        let body: serde_json::Value = response.json().await.expect("json");
+        assert!(!body["error"]["message"].as_str().unwrap_or_default().contains("nested deeper"), "62 levels pass the depth check: {body}");
+    }
+
     async fn deeply_nested_json_is_a_clean_400(app: &TestApp) {
         let token = app.token("alice@exampleco.com", EMPLOYEE);
         let nested = format!("{{\"date\":\"2026-11-27\",\"project\":\"W\",\"hours\":1,\"notes\":{}{}}}", "[".repeat(10_000), "]".repeat(10_000));
