@@ -456,3 +456,39 @@ async fn an_oversized_header_list_is_refused_before_any_work() {
         .expect("still serving");
     app.shutdown().await;
 }
+
+/// Jumps the clock past hyper's 30 s HTTP/1 header-read timeout. Auto-advance
+/// is avoided: it races with socket I/O.
+async fn jump_past_header_timeout() {
+    tokio::time::pause();
+    tokio::time::advance(Duration::from_secs(31)).await;
+    tokio::time::resume();
+}
+
+#[tokio::test]
+async fn a_slowloris_connection_with_unfinished_headers_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let mut slow = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .await
+        .expect("partial head");
+    // Let the server start reading the head before the clock jumps.
+    app.http()
+        .get(app.url("/healthz"))
+        .send()
+        .await
+        .expect("server is reading");
+    jump_past_header_timeout().await;
+    let mut buf = [0u8; 256];
+    let closed = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf)).await;
+    assert!(
+        closed.is_ok(),
+        "a connection with unfinished headers was kept open"
+    );
+    app.shutdown().await;
+}
