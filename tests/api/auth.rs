@@ -176,3 +176,23 @@ async fn an_identity_provider_that_is_down_with_nothing_cached_makes_calls_unava
     down.stop().await;
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn starting_without_an_issuer_or_audience_is_a_clear_error_that_says_how_to_fix_it() {
+    use clap::Parser;
+    let cli =
+        timesheets::config::Cli::try_parse_from(["timesheets", "serve", "--listen", "127.0.0.1:0"])
+            .expect("parses");
+    let timesheets::config::Command::Serve(config) = cli.command else {
+        unreachable!("serve")
+    };
+    let err = timesheets::App::build(config)
+        .await
+        .err()
+        .expect("refused without an issuer");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("--issuer") && message.contains("--audience") && message.contains("--dev"),
+        "{message}"
+    );
+}
