@@ -1,0 +1,424 @@
+#!/usr/bin/env bash
+# The timesheets benchmark suite (issue 6). Run by hand, never as a timed test:
+#
+#   bench/run.sh
+#
+# It builds the release binary, then for each row starts a fresh server on an
+# ephemeral loopback port (`serve --dev`: the embedded issuer publishes the JWKS
+# at http://<listen>/ and `timesheets token` mints tokens with the same key),
+# drives it with wrk (HTTP/1.1) or h2load (gRPC over h2c, a pre-encoded request
+# frame), and prints one markdown table, the target ratios, and a second table
+# showing that GetTimesheet and ListTimesheets cost does not grow with the data.
+#
+# Knobs (env):
+#   DURATION=10 CONNS=64 THREADS=2 WARMUP=2   per row: measured seconds, connections,
+#                                            load-generator threads, unreported warm-up seconds
+#   STREAMS=1                                h2load concurrent streams per connection
+#   ROWS="1000 100000 1000000"               table sizes of the growth table ("" skips it)
+#   SCALE_DURATION=$DURATION SCALE_CONNS=$CONNS
+#   OWN_ROWS=100                             rows of the measured user (a full page of 50 at every size)
+#   READ_ROWS=1000                           table size behind the read rows of the main table
+#   PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/test
+#                                            where row 4 creates (and drops) its own database
+#   SKIP_BUILD=1                             use the existing ${CARGO_TARGET_DIR:-target}/release binary
+#   ONLY="1 2 3"                             run only these rows of the main table ("" = all)
+#   OUT=path                                 also write the tables there
+#   KEEP_WORK=1                              keep the work folder (logs, databases) after a success
+#
+# Each row gets its own server process, so VmHWM is that row's peak RSS, and its
+# own database: an empty SQLite file for write rows, a seeded copy for read rows,
+# a new PostgreSQL database for row 4. All traffic stays on 127.0.0.1, every load
+# run is bounded by its duration, and everything started here is stopped by PID
+# on exit, including on error or signal.
+#
+# h2load counts a gRPC error as a success (HTTP 200), so errors are taken from the
+# server's own `timesheets_requests_total{method,code}` counters, read from
+# GET /metrics before and after each measured run; every row also makes one
+# checked call before its load starts.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+BENCH=$ROOT/bench
+DURATION=${DURATION:-10}
+CONNS=${CONNS:-64}
+THREADS=${THREADS:-2}
+WARMUP=${WARMUP:-2}
+STREAMS=${STREAMS:-1}
+ROWS=${ROWS-1000 100000 1000000}
+SCALE_DURATION=${SCALE_DURATION:-$DURATION}
+SCALE_CONNS=${SCALE_CONNS:-$CONNS}
+OWN_ROWS=${OWN_ROWS:-100}
+READ_ROWS=${READ_ROWS:-1000}
+PG_ADMIN_URL=${PG_ADMIN_URL:-postgres://postgres@127.0.0.1:5432/test}
+export PGOPTIONS=${PGOPTIONS:---client-min-messages=warning}   # no NOTICE for DROP ... IF EXISTS
+SKIP_BUILD=${SKIP_BUILD:-0}
+ONLY=${ONLY:-}
+OUT=${OUT:-}
+KEEP_WORK=${KEEP_WORK:-0}
+TARGET=${CARGO_TARGET_DIR:-target}
+[[ $TARGET == /* ]] || TARGET=$ROOT/$TARGET
+BIN=$TARGET/release/timesheets
+
+USER_EMAIL=user0000@bench.example   # the measured caller; seeded rows use the same identity
+GET_ID=$(printf '%032x' 7)         # one of the measured caller's seeded rows
+SERVICE=timesheets.v1.TimesheetService
+CREATE_JSON='{"date":"2026-11-27","project":"Website","hours":7.5,"notes":"x"}'
+
+WORK=$(mktemp -d "${TMPDIR:-/tmp}/timesheets-bench.XXXXXX")
+LOGS=$WORK/logs
+mkdir -p "$LOGS"
+
+# ---------- process bookkeeping ----------
+PIDS=()
+PG_DB=
+forget_pid() { local p keep=(); for p in "${PIDS[@]}"; do [[ $p == "$1" ]] || keep+=("$p"); done; PIDS=("${keep[@]}"); }
+stop_pid() {
+  local pid=$1 i
+  if kill -0 "$pid" 2>/dev/null; then
+    kill -TERM "$pid" 2>/dev/null || true
+    for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  forget_pid "$pid"
+}
+cleanup() {
+  local rc=$? p
+  trap - EXIT INT TERM
+  for p in "${PIDS[@]}"; do stop_pid "$p"; done
+  if [[ -n $PG_DB ]]; then
+    psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
+  fi
+  find "$WORK" -maxdepth 1 -name '*.db*' -delete 2>/dev/null || true
+  if [[ $rc -ne 0 ]]; then
+    echo "run.sh: failed (rc=$rc); logs in $LOGS" >&2
+  elif [[ $KEEP_WORK == 1 ]]; then
+    echo "run.sh: work folder kept: $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+die() { echo "run.sh: $*" >&2; exit 1; }
+log() { echo "run.sh: $*" >&2; }
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+# ---------- prerequisites ----------
+for tool in wrk h2load curl sqlite3 python3 awk; do
+  command -v "$tool" >/dev/null || die "$tool not found (apt-get install -y wrk nghttp2-client curl sqlite3 python3)"
+done
+if [[ $SKIP_BUILD != 1 ]]; then
+  log "building (cargo build --release, target $TARGET)"
+  (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release --quiet)
+fi
+[[ -x $BIN ]] || die "no binary at $BIN"
+CLK_TCK=$(getconf CLK_TCK)
+
+# ---------- request bodies ----------
+python3 "$BENCH/grpc_frame.py" health >"$WORK/health.bin"
+python3 "$BENCH/grpc_frame.py" get "$GET_ID" >"$WORK/get.bin"
+python3 "$BENCH/grpc_frame.py" list 50 >"$WORK/list.bin"
+python3 "$BENCH/grpc_frame.py" create >"$WORK/create.bin"
+printf '%s' "$CREATE_JSON" >"$WORK/create.json"
+
+# ---------- server ----------
+KEY=$WORK/dev-key.pem
+SPID= ADDR= TOKEN=
+start_server() { # name database-url
+  local i code port
+  port=$(free_port)
+  ADDR=127.0.0.1:$port
+  "$BIN" serve --dev --dev-key-file "$KEY" --listen "$ADDR" --database-url "$2" \
+    --shutdown-grace 2s >"$LOGS/server-$1.log" 2>&1 &
+  SPID=$!
+  PIDS+=("$SPID")
+  for i in $(seq 300); do
+    code=$(curl -s -o /dev/null -w '%{http_code}' "http://$ADDR/readyz" || true)
+    [[ $code == 200 ]] && break
+    kill -0 "$SPID" 2>/dev/null || die "server exited during startup: $(tail -5 "$LOGS/server-$1.log")"
+    (( i < 300 )) || die "server not ready after 30 s: $(tail -5 "$LOGS/server-$1.log")"
+    sleep 0.1
+  done
+  # The dev issuer is http://<listen>/, so tokens are minted for this server's address.
+  TOKEN=$("$BIN" token --listen "$ADDR" --dev-key-file "$KEY" --email "$USER_EMAIL" \
+    --scope "create:timesheets read:timesheets")
+}
+HWM_KB=0
+stop_server() {
+  HWM_KB=$(awk '/^VmHWM:/{print $2}' "/proc/$SPID/status" 2>/dev/null || echo 0)
+  stop_pid "$SPID"
+}
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$SPID/stat"; }
+# "<calls with the expected code> <calls with any other code>" for one method.
+call_counts() { # method expected-code
+  curl -s "http://$ADDR/metrics" | awk -v m="method=\"$1\"" -v c="code=\"$2\"" '
+    /^timesheets_requests_total\{/ && index($0, m) { if (index($0, c)) good += $NF; else bad += $NF }
+    END { printf "%d %d\n", good, bad }'
+}
+
+# ---------- databases ----------
+# A migrated, empty SQLite database: the server applies its migrations once,
+# and every other SQLite database of the run is a copy of it.
+TEMPLATE=$WORK/template.db
+make_template() {
+  start_server template "sqlite://$TEMPLATE"
+  stop_server
+  [[ -s $TEMPLATE ]] || die "the template database was not created"
+}
+fresh_db() { # path
+  rm -f "$1" "$1-wal" "$1-shm"
+  sqlite3 "$TEMPLATE" "VACUUM INTO '$1'"
+}
+# N rows in one transaction, matching migrations/sqlite/0001_timesheets.sql:
+# OWN_ROWS for the measured caller, the rest spread evenly over 999 other users
+# (1,000 users in all), a third of them approved.
+seed_db() { # path total-rows
+  local total=$2 own=$OWN_ROWS
+  (( total >= own )) || own=$total
+  fresh_db "$1"
+  sqlite3 "$1" <<SQL
+PRAGMA synchronous = OFF;
+BEGIN;
+INSERT INTO timesheets (id, user_id, work_date, project, hours, notes, approved, approved_by,
+                        create_time_us, approve_time_us, created_by, request_id, fingerprint)
+WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL SELECT n + 1 FROM seq WHERE n + 1 < $total),
+owned(n, u) AS (
+  SELECT n, CASE WHEN n < $own THEN '$USER_EMAIL'
+                 ELSE printf('user%04d@bench.example', 1 + (n - $own) % 999) END
+  FROM seq)
+SELECT printf('%032x', n), u, date('2024-01-01', printf('+%d days', n % 730)),
+       'Project ' || (n % 7), 1 + (n % 8), 'seeded', n % 3 = 0,
+       CASE WHEN n % 3 = 0 THEN 'manager@bench.example' ELSE '' END,
+       1700000000000000 + n, CASE WHEN n % 3 = 0 THEN 1700000000000000 + n END,
+       u, NULL, NULL
+FROM owned;
+COMMIT;
+SQL
+  local got
+  got=$(sqlite3 "$1" "SELECT count(*) FROM timesheets")
+  [[ $got == "$total" ]] || die "seeded $got rows into $1, expected $total"
+}
+pg_available() { command -v psql >/dev/null && psql -q "$PG_ADMIN_URL" -c 'SELECT 1' >/dev/null 2>&1; }
+
+# ---------- load ----------
+# Sets L_REQS L_RPS L_P50 L_P99 L_TERR (transport errors) L_NON2XX.
+run_h2load() { # seconds outfile url frame auth(yes|no) [log-file]
+  local args=(-c "$CONNS" -t "$THREADS" -m "$STREAMS" -D "$1" -d "$4"
+    -H 'content-type: application/grpc' -H 'te: trailers')
+  [[ $5 == yes ]] && args+=(-H "authorization: Bearer $TOKEN")
+  [[ -n ${6:-} ]] && args+=("--log-file=$6")
+  h2load "${args[@]}" "$3" >"$2" 2>&1 & local lpid=$!
+  PIDS+=("$lpid")
+  wait "$lpid" || { forget_pid "$lpid"; die "h2load failed: $(tail -3 "$2")"; }
+  forget_pid "$lpid"
+  [[ -n ${6:-} ]] || return 0
+  L_RPS=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$2")
+  L_REQS=$(sed -n 's/^requests: .* \([0-9]*\) done.*/\1/p' "$2")
+  L_TERR=$(sed -n 's/^requests: .* \([0-9]*\) failed, \([0-9]*\) errored, \([0-9]*\) timeout.*/\1 \2 \3/p' "$2" \
+    | awk '{print $1 + $2 + $3}')
+  L_NON2XX=0
+  read -r L_P50 L_P99 < <(sort -n -k3,3 "$6" | awk '{ v[NR] = $3 } END {
+    if (NR == 0) { print "nan nan"; exit }
+    i50 = int(NR * 0.50); if (i50 < 1) i50 = 1
+    i99 = int(NR * 0.99); if (i99 < 1) i99 = 1
+    printf "%.3f %.3f\n", v[i50] / 1000, v[i99] / 1000 }')
+  [[ -n $L_RPS && -n $L_REQS ]] || die "cannot parse $2"
+}
+run_wrk() { # seconds outfile url http-method body-file content-type auth(yes|no) grpc-web(0|1)
+  local tok=
+  [[ $7 == yes ]] && tok=$TOKEN
+  METHOD=$4 BODY_FILE=$5 CONTENT_TYPE=$6 TOKEN=$tok GRPC_WEB=$8 \
+    wrk -t"$THREADS" -c"$CONNS" -d"$1"s --latency -s "$BENCH/http.lua" "$3" >"$2" 2>&1 & local lpid=$!
+  PIDS+=("$lpid")
+  wait "$lpid" || { forget_pid "$lpid"; die "wrk failed: $(tail -3 "$2")"; }
+  forget_pid "$lpid"
+  local line
+  line=$(grep '^RESULT ' "$2") || die "no RESULT line in $2"
+  field() { sed -n "s/.* $1=\([^ ]*\).*/\1/p" <<<"$line"; }
+  L_RPS=$(field rps) L_P50=$(field p50_ms) L_P99=$(field p99_ms) L_REQS=$(field requests)
+  L_NON2XX=$(field non2xx) L_TERR=$(field sockerr)
+}
+
+# One checked call before the load: the row must measure what its label says.
+check_call() { # tool url body-file content-type auth expected(gRPC code number | HTTP status) [http-method]
+  local tool=$1 url=$2 body=$3 ctype=$4 auth=$5 want=$6 method=${7:-POST} got
+  local hdr=(-H "content-type: $ctype")
+  [[ $auth == yes ]] && hdr+=(-H "authorization: Bearer $TOKEN")
+  case $tool in
+    h2load)
+      # A server may answer (trailers-only) before reading the body and reset
+      # the stream, which curl reports as an error: only the status counts.
+      got=$({ curl -s --http2-prior-knowledge -D - -o /dev/null "${hdr[@]}" -H 'te: trailers' \
+        --data-binary "@$body" "$url" || true; } | tr -d '\r' | sed -n 's/^grpc-status: *//Ip' | tail -1) ;;
+    grpcweb)
+      got=$({ curl -s -D - "${hdr[@]}" -H 'x-grpc-web: 1' --data-binary "@$body" "$url" || true; } \
+        | tr -d '\r' | grep -ao 'grpc-status: *[0-9]*' | tail -1 | sed 's/.*: *//') ;;
+    wrk)
+      if [[ $method == GET ]]; then
+        got=$(curl -s -o /dev/null -w '%{http_code}' "${hdr[@]}" "$url" || true)
+      else
+        got=$(curl -s -o /dev/null -w '%{http_code}' "${hdr[@]}" --data-binary "@$body" "$url" || true)
+      fi ;;
+  esac
+  [[ $got == "$want" ]] || die "check before load: $url answered ${got:-nothing}, expected $want"
+}
+
+# ---------- the main table ----------
+declare -A RES
+PEAK_KB=0
+# row N label db(empty|seeded|postgres) tool(h2load|wrk|grpcweb) path body content-type auth
+#     metric-method expected-code(name) expected-check(gRPC number | HTTP status) [http-method]
+row() {
+  local n=$1 label=$2 db=$3 tool=$4 path=$5 body=$6 ctype=$7 auth=$8 method=$9 code=${10}
+  local check=${11} http_method=${12:-POST} url dbpath before after c0 c1 errors bad=0 good=0
+  if [[ -n $ONLY && " $ONLY " != *" $n "* ]]; then return 0; fi
+  case $db in
+    empty) dbpath=$WORK/row$n.db; fresh_db "$dbpath"; start_server "row$n" "sqlite://$dbpath" ;;
+    seeded) dbpath=$WORK/row$n.db; cp "$WORK/read.db" "$dbpath"; start_server "row$n" "sqlite://$dbpath" ;;
+    postgres)
+      if ! pg_available; then
+        log "row $n skipped: no PostgreSQL at $PG_ADMIN_URL"
+        RES[$n]="| $n | $label | skipped: no PostgreSQL at ${PG_ADMIN_URL%%\?*} | | | | | |"
+        return 0
+      fi
+      PG_DB=timesheets_bench_$$
+      psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $PG_DB" -c "CREATE DATABASE $PG_DB" >/dev/null
+      start_server "row$n" "${PG_ADMIN_URL%/*}/$PG_DB" ;;
+  esac
+  url="http://$ADDR$path"
+  log "row $n: $label ($url)"
+  check_call "$tool" "$url" "$body" "$ctype" "$auth" "$check" "$http_method"
+  if (( WARMUP > 0 )); then
+    case $tool in
+      h2load) run_h2load "$WARMUP" "$LOGS/row$n-warmup.txt" "$url" "$body" "$auth" ;;
+      wrk) run_wrk "$WARMUP" "$LOGS/row$n-warmup.txt" "$url" "$http_method" "$body" "$ctype" "$auth" 0 ;;
+      grpcweb) run_wrk "$WARMUP" "$LOGS/row$n-warmup.txt" "$url" POST "$body" "$ctype" "$auth" 1 ;;
+    esac
+  fi
+  [[ -n $method ]] && before=$(call_counts "$method" "$code")
+  c0=$(cpu_ticks)
+  case $tool in
+    h2load) run_h2load "$DURATION" "$LOGS/row$n.txt" "$url" "$body" "$auth" "$WORK/row$n.h2log" ;;
+    wrk) run_wrk "$DURATION" "$LOGS/row$n.txt" "$url" "$http_method" "$body" "$ctype" "$auth" 0 ;;
+    grpcweb) run_wrk "$DURATION" "$LOGS/row$n.txt" "$url" POST "$body" "$ctype" "$auth" 1 ;;
+  esac
+  c1=$(cpu_ticks)
+  if [[ -n $method ]]; then
+    after=$(call_counts "$method" "$code")
+    read -r good bad < <(awk -v b="$before" -v a="$after" 'BEGIN { split(b, x, " "); split(a, y, " ");
+      print y[1] - x[1], y[2] - x[2] }')
+    echo "server counted $good $method calls with $code and $bad with other codes" >>"$LOGS/row$n.txt"
+  fi
+  rm -f "$WORK/row$n.h2log"
+  stop_server
+  [[ $db == postgres ]] && { psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null; PG_DB=; }
+  rm -f "$WORK/row$n.db" "$WORK/row$n.db-wal" "$WORK/row$n.db-shm"
+  # Transport errors, plus calls that did not end with the expected code (a
+  # REST failure is both a non-2xx and a non-OK call: counted once).
+  errors=$(( L_TERR + (bad > L_NON2XX ? bad : L_NON2XX) ))
+  (( HWM_KB > PEAK_KB )) && PEAK_KB=$HWM_KB
+  RES[$n]=$(awk -v n="$n" -v l="$label" -v rps="$L_RPS" -v p50="$L_P50" -v p99="$L_P99" -v e="$errors" \
+    -v req="$L_REQS" -v t="$((c1 - c0))" -v hz="$CLK_TCK" -v kb="$HWM_KB" 'BEGIN {
+      cpu = req > 0 ? (t / hz) * 10000 / req : 0
+      printf "| %s | %s | %.0f | %.2f | %.2f | %d | %.2f | %.1f |", n, l, rps, p50, p99, e, cpu, kb / 1024 }')
+  RPS[$n]=$L_RPS
+  log "${RES[$n]}"
+}
+declare -A RPS
+
+echo "run.sh: $(nproc) cores, load avg $(cut -d' ' -f1-3 /proc/loadavg); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2); $(h2load --version | head -1)" >&2
+make_template
+if [[ -z $ONLY || " $ONLY " == *" 2 "* || " $ONLY " == *" 5 "* || " $ONLY " == *" 7 "* ]]; then
+  log "seeding $READ_ROWS rows for the read rows"
+  seed_db "$WORK/read.db" "$READ_ROWS"
+fi
+
+G=application/grpc
+row 1 "gRPC health Check (ceiling: no auth, no database)" empty h2load /grpc.health.v1.Health/Check \
+  "$WORK/health.bin" $G no "" "" 0
+row 2 "gRPC GetTimesheet" seeded h2load "/$SERVICE/GetTimesheet" "$WORK/get.bin" $G yes GetTimesheet OK 0
+row 3 "gRPC CreateTimesheet, SQLite" empty h2load "/$SERVICE/CreateTimesheet" "$WORK/create.bin" $G yes \
+  CreateTimesheet OK 0
+row 4 "gRPC CreateTimesheet, PostgreSQL" postgres h2load "/$SERVICE/CreateTimesheet" "$WORK/create.bin" $G yes \
+  CreateTimesheet OK 0
+row 5 "gRPC ListTimesheets, page of 50" seeded h2load "/$SERVICE/ListTimesheets" "$WORK/list.bin" $G yes \
+  ListTimesheets OK 0
+row 6 "REST POST /v1/timesheets" empty wrk /v1/timesheets "$WORK/create.json" application/json yes \
+  CreateTimesheet OK 201
+row 7 "REST GET /timesheets?page_size=50" seeded wrk "/timesheets?page_size=50" "" "" yes ListTimesheets OK \
+  200 GET
+row 8 "gRPC-Web CreateTimesheet (HTTP/1.1)" empty grpcweb "/$SERVICE/CreateTimesheet" "$WORK/create.bin" \
+  application/grpc-web+proto yes CreateTimesheet OK 0
+row 9 "gRPC CreateTimesheet without a token (rejected)" empty h2load "/$SERVICE/CreateTimesheet" \
+  "$WORK/create.bin" $G no CreateTimesheet UNAUTHENTICATED 16
+
+# ---------- the growth table ----------
+declare -A SCALE
+SIZES=()
+if [[ -n ${ROWS// /} ]]; then
+  saved_conns=$CONNS
+  CONNS=$SCALE_CONNS
+  for size in $ROWS; do
+    log "growth: seeding $size rows"
+    seed_db "$WORK/scale.db" "$size"
+    start_server "scale-$size" "sqlite://$WORK/scale.db"
+    for what in get list; do
+      url="http://$ADDR/$SERVICE/GetTimesheet"
+      [[ $what == list ]] && url="http://$ADDR/$SERVICE/ListTimesheets"
+      check_call h2load "$url" "$WORK/$what.bin" $G yes 0
+      (( WARMUP > 0 )) && run_h2load "$WARMUP" "$LOGS/scale-$size-$what-warmup.txt" "$url" "$WORK/$what.bin" yes
+      run_h2load "$SCALE_DURATION" "$LOGS/scale-$size-$what.txt" "$url" "$WORK/$what.bin" yes "$WORK/scale.h2log"
+      rm -f "$WORK/scale.h2log"
+      SCALE[$size,$what]="$L_RPS $L_P50 $L_P99 $L_TERR"
+    done
+    stop_server
+    rm -f "$WORK/scale.db" "$WORK/scale.db-wal" "$WORK/scale.db-shm"
+    SIZES+=("$size")
+  done
+  CONNS=$saved_conns
+fi
+
+# ---------- report ----------
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
+{
+  echo "### Throughput and cost ($(nproc) cores shared with the load generator; ${DURATION}s per row after ${WARMUP}s warm-up; $CONNS connections, $THREADS load threads)"
+  echo
+  echo "| # | row | req/s | p50 ms | p99 ms | errors | server CPU s / 10k req | peak RSS MiB |"
+  echo "|---|---|---:|---:|---:|---:|---:|---:|"
+  for n in 1 2 3 4 5 6 7 8 9; do [[ -n ${RES[$n]:-} ]] && echo "${RES[$n]}"; done
+  echo
+  echo "Ratios (targets from issue 6):"
+  if [[ -n ${RPS[1]:-} && -n ${RPS[2]:-} ]]; then
+    echo "- GetTimesheet / health ceiling: $(ratio "${RPS[2]}" "${RPS[1]}") (target >= 0.80)"
+  fi
+  if [[ -n ${RPS[2]:-} && -n ${RPS[3]:-} ]]; then
+    echo "- SQLite CreateTimesheet / GetTimesheet: $(ratio "${RPS[3]}" "${RPS[2]}") (target >= 0.50)"
+  fi
+  echo "- peak RSS over all rows: $(awk -v k="$PEAK_KB" 'BEGIN { printf "%.1f", k / 1024 }') MiB (target <= 64 MiB at $CONNS connections)"
+  if (( ${#SIZES[@]} > 0 )); then
+    first=${SIZES[0]} last=${SIZES[-1]}
+    echo
+    echo "### Cost must not grow with data (SQLite; $OWN_ROWS rows belong to the caller, the rest spread over 999 other users; $SCALE_CONNS connections, ${SCALE_DURATION}s each)"
+    echo
+    echo "| rows in table | GetTimesheet req/s | p50 ms | p99 ms | ListTimesheets (50) req/s | p50 ms | p99 ms |"
+    echo "|---:|---:|---:|---:|---:|---:|---:|"
+    for size in "${SIZES[@]}"; do
+      read -r gr g50 g99 _ <<<"${SCALE[$size,get]}"
+      read -r lr l50 l99 _ <<<"${SCALE[$size,list]}"
+      printf '| %s | %.0f | %.2f | %.2f | %.0f | %.2f | %.2f |\n' "$size" "$gr" "$g50" "$g99" "$lr" "$l50" "$l99"
+    done
+    read -r gr0 g500 g990 _ <<<"${SCALE[$first,get]}"
+    read -r lr0 l500 l990 _ <<<"${SCALE[$first,list]}"
+    read -r gr1 g501 g991 _ <<<"${SCALE[$last,get]}"
+    read -r lr1 l501 l991 _ <<<"${SCALE[$last,list]}"
+    echo
+    echo "Growth $first -> $last rows (target < 1.5x): GetTimesheet p50 $(ratio "$g501" "$g500")x, p99 $(ratio "$g991" "$g990")x, throughput $(ratio "$gr1" "$gr0")x;" \
+      "ListTimesheets p50 $(ratio "$l501" "$l500")x, p99 $(ratio "$l991" "$l990")x, throughput $(ratio "$lr1" "$lr0")x"
+  fi
+} >"$WORK/tables.md"
+cat "$WORK/tables.md"
+[[ -z $OUT ]] || cp "$WORK/tables.md" "$OUT"
