@@ -28,10 +28,13 @@ pub const REQUEST_ID: &str = "x-request-id";
 const MAX_REQUEST_ID: usize = 128;
 /// Seconds clients should wait before retrying a shed or draining call.
 const RETRY_AFTER: &str = "1";
-/// The server's own timer for `grpc-timeout` fires this much earlier than
-/// the transport's, whose expiry tonic reports as CANCELLED; ours answers
-/// the DEADLINE_EXCEEDED the caller expects.
-const DEADLINE_MARGIN: Duration = Duration::from_millis(2);
+/// The server answers DEADLINE_EXCEEDED a little before the deadline, so
+/// the answer reaches the caller before its own timer fires (tonic reports
+/// a timer expiry, on either side, as CANCELLED). A twentieth of the budget,
+/// between 1 ms and 50 ms.
+fn deadline_margin(deadline: Duration) -> Duration {
+    (deadline / 20).clamp(Duration::from_millis(1), Duration::from_millis(50))
+}
 
 /// How a request arrived.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -245,11 +248,10 @@ where
             let call = async {
                 match deadline {
                     // An expired deadline does no work at all.
-                    Some(deadline) if deadline <= DEADLINE_MARGIN => None,
+                    Some(deadline) if deadline <= deadline_margin(deadline) => None,
                     Some(deadline) => {
-                        tokio::time::timeout(deadline - DEADLINE_MARGIN, inner.call(request))
-                            .await
-                            .ok()
+                        let budget = deadline - deadline_margin(deadline);
+                        tokio::time::timeout(budget, inner.call(request)).await.ok()
                     }
                     None => Some(inner.call(request).await),
                 }

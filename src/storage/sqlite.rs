@@ -172,6 +172,12 @@ async fn commit_group(writer: &SqlitePool, group: Vec<Pending>) {
         let mut tx = writer.begin().await?;
         let mut results = Vec::with_capacity(group.len());
         for item in &group {
+            // The caller's deadline expired while it queued: it was told
+            // DEADLINE_EXCEEDED, so the work is cancelled, not done anyway.
+            if item.reply.is_closed() {
+                results.push(Err(Error::Unavailable(Arc::new(sqlx::Error::PoolClosed))));
+                continue;
+            }
             // A reused request_id is a per-caller answer, not a failed
             // statement: nothing to undo, the rest of the group goes on.
             match SqliteStore::insert_one(&mut tx, &item.new, 0).await {

@@ -492,3 +492,50 @@ async fn a_slowloris_connection_with_unfinished_headers_is_closed() {
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_call_whose_deadline_expires_while_waiting_for_the_database_stores_nothing() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    use sqlx::Connection;
+    let mut blocker = sqlx::SqliteConnection::connect(&app.database_url())
+        .await
+        .expect("open the database");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .expect("take the write lock");
+    let token = app.token("alice@exampleco.com", EMPLOYEE);
+    let response = app
+        .http()
+        .post(app.url("/timesheets"))
+        .bearer_auth(&token)
+        .header("grpc-timeout", "300m")
+        .json(&json!({"date": "2026-11-27", "project": "Late", "hours": 1}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+    let mut request = tonic::Request::new(create("2026-11-27", "Late", 1.0));
+    request.set_timeout(Duration::from_millis(300));
+    let status = app
+        .employee("alice@exampleco.com")
+        .create_timesheet(request)
+        .await
+        .expect_err("deadline");
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    sqlx::query("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .expect("release the lock");
+    // The cancelled work was not done behind the callers' backs.
+    let listed = app
+        .employee("alice@exampleco.com")
+        .list_timesheets(ListTimesheetsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(listed.timesheets.is_empty(), "{:?}", listed.timesheets);
+    app.shutdown().await;
+}
