@@ -196,3 +196,35 @@ async fn starting_without_an_issuer_or_audience_is_a_clear_error_that_says_how_t
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn keys_are_found_through_openid_discovery_when_no_jwks_uri_is_given() {
+    let issuer = TestIssuer::start().await;
+    issuer.serve_keys_only_via_discovery();
+    let Some(db) = TestDb::create(Backend::Sqlite).await else {
+        return;
+    };
+    let app = timesheets::App::build(test_config(db.url(), &issuer))
+        .await
+        .expect("builds");
+    let addr = app.local_addr();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(app.run_until(async {
+        let _ = stopped.await;
+    }));
+    let response = reqwest::Client::new()
+        .get(format!("http://{addr}/timesheets"))
+        .bearer_auth(issuer.token("alice@exampleco.com", EMPLOYEE))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        response.status(),
+        reqwest::StatusCode::OK,
+        "keys came from the discovered jwks_uri"
+    );
+    let _ = stop.send(());
+    server.await.expect("joined").expect("clean exit");
+    issuer.stop().await;
+    db.remove().await;
+}

@@ -215,3 +215,37 @@ async fn acknowledged_creates_survive_kill_9_on_sqlite() {
 async fn acknowledged_creates_survive_kill_9_on_postgres() {
     acked_creates_survive_kill_9(Backend::Postgres).await;
 }
+
+#[tokio::test]
+async fn sigterm_drains_and_the_process_exits_0() {
+    let Some(db) = TestDb::create(Backend::Sqlite).await else {
+        return;
+    };
+    let issuer = TestIssuer::start().await;
+    let (mut server, addr) = start_binary(&db.url(), &issuer).await;
+    let token = issuer.token("alice@exampleco.com", EMPLOYEE);
+    let created = reqwest::Client::new()
+        .post(format!("http://{addr}/timesheets"))
+        .bearer_auth(&token)
+        .json(&json!({"date": "2026-11-27", "project": "Website", "hours": 1}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    let pid = server.id().expect("running").to_string();
+    let signalled = Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("kill");
+    assert!(signalled.success());
+    let status = tokio::time::timeout(Duration::from_secs(30), server.wait())
+        .await
+        .expect("exits within the grace period")
+        .expect("reaped");
+    assert!(status.success(), "exit status {status:?}");
+    // The listener is closed: nothing answers on the old address.
+    assert!(tokio::net::TcpStream::connect(&addr).await.is_err());
+    issuer.stop().await;
+    db.remove().await;
+}

@@ -26,6 +26,9 @@ struct Shared {
     /// Extra JWKS entries published as given (odd or unusable keys).
     extra: Mutex<Vec<Value>>,
     down: AtomicBool,
+    /// Publish keys only at the URL the discovery document names.
+    discovery_only: AtomicBool,
+    base_url: Mutex<String>,
     fetches: AtomicUsize,
 }
 
@@ -55,6 +58,21 @@ async fn jwks(State(shared): State<Arc<Shared>>) -> impl IntoResponse {
     (StatusCode::OK, Json(json!({ "keys": keys })))
 }
 
+async fn well_known_jwks(State(shared): State<Arc<Shared>>) -> axum::response::Response {
+    if shared.discovery_only.load(Ordering::SeqCst) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    jwks(State(shared)).await.into_response()
+}
+
+async fn discovery(State(shared): State<Arc<Shared>>) -> axum::response::Response {
+    if !shared.discovery_only.load(Ordering::SeqCst) {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    let base = shared.base_url.lock().expect("lock").clone();
+    Json(json!({"issuer": base, "jwks_uri": format!("{base}discovered/keys")})).into_response()
+}
+
 impl TestIssuer {
     /// Starts the issuer on an ephemeral loopback port with one fresh key.
     pub async fn start() -> Self {
@@ -66,8 +84,11 @@ impl TestIssuer {
             .push(Arc::new(SigningKey::generate().expect("keygen")));
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind issuer");
         let addr = listener.local_addr().expect("issuer addr");
+        *shared.base_url.lock().expect("lock") = format!("http://{addr}/");
         let router = axum::Router::new()
-            .route("/.well-known/jwks.json", get(jwks))
+            .route("/.well-known/jwks.json", get(well_known_jwks))
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/discovered/keys", get(jwks))
             .with_state(Arc::clone(&shared));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -83,6 +104,11 @@ impl TestIssuer {
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// Publishes keys only where its OpenID discovery document says.
+    pub fn serve_keys_only_via_discovery(&self) {
+        self.shared.discovery_only.store(true, Ordering::SeqCst);
     }
 
     /// The `iss` value, with the trailing slash Auth0 uses.

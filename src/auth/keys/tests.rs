@@ -33,6 +33,12 @@ impl Scripted {
         })
     }
 
+    fn with_max_age(keys: &[&SigningKey], max_age: Duration) -> Arc<Self> {
+        let mut source = Arc::into_inner(Self::new(keys)).expect("sole owner");
+        source.max_age = Some(max_age);
+        Arc::new(source)
+    }
+
     fn set_mode(&self, mode: Mode) {
         *self.mode.lock().expect("lock") = mode;
     }
@@ -268,4 +274,22 @@ fn unusable_jwks_entries_are_skipped_one_by_one() {
     let doc = serde_json::json!({ "keys": [enc, short, symmetric, hs, good] });
     let keys = parse_jwks(doc.to_string().as_bytes()).expect("parses");
     assert_eq!(keys.len(), 1, "only the usable key survives");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_providers_max_age_is_honoured_within_bounds() {
+    let signing = key();
+    // 5 s is below the 60 s floor: the refresh comes at 90% of 60 s.
+    let source = Scripted::with_max_age(&[&signing], Duration::from_secs(5));
+    let keys = store(&source);
+    let (stop, stopped) = watch::channel(false);
+    let refresher = tokio::spawn(Arc::clone(&keys).run_refresher(stopped));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(source.fetches(), 1);
+    tokio::time::sleep(Duration::from_secs(50)).await;
+    assert_eq!(source.fetches(), 1, "not before the floor");
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    assert_eq!(source.fetches(), 2, "refreshed at 90% of the 60 s floor");
+    stop.send(true).expect("refresher listening");
+    refresher.await.expect("refresher stopped cleanly");
 }
