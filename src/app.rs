@@ -73,6 +73,7 @@ const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Transport limits and the shutdown grace, from the configuration.
 struct Limits {
+    shutdown_delay: Duration,
     shutdown_grace: Duration,
     http2_max_concurrent_streams: u32,
     max_header_bytes: u32,
@@ -211,6 +212,7 @@ impl App {
             .layer(ObserveLayer::new(admission))
             .layer(cors(&config.cors_origins)?);
         let limits = Limits {
+            shutdown_delay: config.shutdown_delay,
             shutdown_grace: config.shutdown_grace,
             http2_max_concurrent_streams: config.http2_max_concurrent_streams,
             max_header_bytes: config.max_header_bytes,
@@ -252,6 +254,7 @@ impl App {
         let health = self.health.clone();
         let draining = Arc::clone(&self.draining);
         let grace = self.limits.shutdown_grace;
+        let delay = self.limits.shutdown_delay;
         let grace_over = self.grace_over;
         let (timer_tx, timer_rx) = tokio::sync::oneshot::channel::<JoinHandle<()>>();
         let shutdown = async move {
@@ -263,6 +266,13 @@ impl App {
             health
                 .set_service_status("", tonic_health::ServingStatus::NotServing)
                 .await;
+            if !delay.is_zero() {
+                tracing::info!(
+                    delay_s = delay.as_secs_f64(),
+                    "not ready; still accepting while load balancers notice"
+                );
+                tokio::time::sleep(delay).await;
+            }
             tracing::info!(grace_s = grace.as_secs_f64(), "draining in-flight calls");
             let timer = tokio::spawn(async move {
                 tokio::time::sleep(grace).await;

@@ -177,6 +177,11 @@ pub struct ServeConfig {
     )]
     pub forward_headers: Vec<String>,
 
+    /// On SIGTERM/SIGINT, how long to keep accepting calls while health and readiness already
+    /// report "not serving", so load balancers stop routing here before the listener closes.
+    #[arg(long, env = "TIMESHEETS_SHUTDOWN_DELAY", default_value = "0s", value_parser = humantime::parse_duration)]
+    pub shutdown_delay: Duration,
+
     /// On SIGTERM/SIGINT, how long in-flight calls may run before they get UNAVAILABLE.
     /// Keep it below the orchestrator's kill timeout.
     #[arg(long, env = "TIMESHEETS_SHUTDOWN_GRACE", default_value = "25s", value_parser = humantime::parse_duration)]
@@ -266,6 +271,7 @@ impl fmt::Debug for ServeConfig {
             .field("http_max_body_bytes", &self.http_max_body_bytes)
             .field("json_max_depth", &self.json_max_depth)
             .field("forward_headers", &self.forward_headers)
+            .field("shutdown_delay", &self.shutdown_delay)
             .field("shutdown_grace", &self.shutdown_grace)
             .field("max_concurrent_requests", &self.max_concurrent_requests)
             .field("request_timeout", &self.request_timeout)

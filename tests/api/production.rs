@@ -539,3 +539,49 @@ async fn a_call_whose_deadline_expires_while_waiting_for_the_database_stores_not
     assert!(listed.timesheets.is_empty(), "{:?}", listed.timesheets);
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn during_the_shutdown_delay_readiness_is_503_while_calls_are_still_served() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.shutdown_delay = Duration::from_secs(5)
+    })
+    .await
+    else {
+        return;
+    };
+    let app = app.begin_shutdown();
+    // Readiness flips at once; the flag is set before the delay starts.
+    let mut ready = StatusCode::OK;
+    for _ in 0..100 {
+        ready = app
+            .http()
+            .get(app.url("/readyz"))
+            .send()
+            .await
+            .expect("readyz during the delay")
+            .status();
+        if ready == StatusCode::SERVICE_UNAVAILABLE {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(ready, StatusCode::SERVICE_UNAVAILABLE);
+    let fresh = tonic::transport::Channel::from_shared(format!("http://{}", app.addr))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("still accepting");
+    let health = HealthClient::new(fresh)
+        .check(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("health")
+        .into_inner();
+    assert_eq!(health.status(), ServingStatus::NotServing);
+    app.employee("alice@exampleco.com")
+        .list_timesheets(ListTimesheetsRequest::default())
+        .await
+        .expect("calls still served");
+    app.finish_shutdown().await;
+}
