@@ -67,10 +67,6 @@ impl WorkDate {
             .ok()
             .map(Self)
     }
-
-    pub fn as_date(&self) -> Date {
-        self.0
-    }
 }
 
 impl std::fmt::Display for WorkDate {

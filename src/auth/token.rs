@@ -159,10 +159,6 @@ impl TokenVerifier {
             .map(|(iss, store)| (iss.as_str(), store))
     }
 
-    pub fn policy(&self) -> &TokenPolicy {
-        &self.policy
-    }
-
     /// Validates `token` and returns the caller it identifies.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
         if token.len() > self.policy.max_token_bytes {
