@@ -29,7 +29,6 @@ use tokio::{
     task::JoinHandle,
 };
 use tokio_rustls::TlsAcceptor;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
 use tonic_health::server::HealthReporter;
 use tonic_web::GrpcWebLayer;
@@ -53,6 +52,7 @@ use crate::{
     },
     ratelimit::RateLimitLayer,
     routes,
+    serve::{self, Transport},
     service::TimesheetApi,
     storage::{self, Store},
     tls,
@@ -66,17 +66,14 @@ const BACKGROUND_GRACE: Duration = Duration::from_secs(5);
 /// Name of the page-token MAC key in `server_secrets`.
 const PAGE_TOKEN_SECRET: &str = "page_token_hmac_v1";
 
-/// Keepalive pings find dead peers on idle HTTP/2 connections; a peer that
-/// does not answer within the timeout is dropped.
-const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
-const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+/// After the grace period, the remaining calls are answered UNAVAILABLE;
+/// this is how long their connections then get to deliver that.
+const DRAIN_MARGIN: Duration = Duration::from_secs(5);
 
-/// Transport limits and the shutdown grace, from the configuration.
-struct Limits {
-    shutdown_delay: Duration,
-    shutdown_grace: Duration,
-    http2_max_concurrent_streams: u32,
-    max_header_bytes: u32,
+/// The shutdown timings, from the configuration.
+struct Shutdown {
+    delay: Duration,
+    grace: Duration,
 }
 
 /// A built server, bound and ready to run.
@@ -88,7 +85,8 @@ pub struct App {
     health: HealthReporter,
     draining: Arc<AtomicBool>,
     grace_over: watch::Sender<bool>,
-    limits: Limits,
+    shutdown: Shutdown,
+    transport: Transport,
     tls: Option<TlsAcceptor>,
     dev_banner: Option<String>,
     background: Background,
@@ -211,11 +209,15 @@ impl App {
             .fallback_service(transcoder.into_router(timesheets))
             .layer(ObserveLayer::new(admission))
             .layer(cors(&config.cors_origins)?);
-        let limits = Limits {
-            shutdown_delay: config.shutdown_delay,
-            shutdown_grace: config.shutdown_grace,
-            http2_max_concurrent_streams: config.http2_max_concurrent_streams,
+        let shutdown = Shutdown {
+            delay: config.shutdown_delay,
+            grace: config.shutdown_grace,
+        };
+        let transport = Transport {
             max_header_bytes: config.max_header_bytes,
+            http1_header_timeout: config.http1_header_timeout,
+            http2_max_concurrent_streams: config.http2_max_concurrent_streams,
+            drain_timeout: config.shutdown_grace + DRAIN_MARGIN,
         };
         Ok(Self {
             listener,
@@ -225,7 +227,8 @@ impl App {
             health,
             draining,
             grace_over,
-            limits,
+            shutdown,
+            transport,
             tls,
             dev_banner,
             background,
@@ -253,8 +256,8 @@ impl App {
         tracing::info!(addr = %self.local_addr, "serving gRPC, gRPC-Web and HTTP/JSON");
         let health = self.health.clone();
         let draining = Arc::clone(&self.draining);
-        let grace = self.limits.shutdown_grace;
-        let delay = self.limits.shutdown_delay;
+        let grace = self.shutdown.grace;
+        let delay = self.shutdown.delay;
         let grace_over = self.grace_over;
         let (timer_tx, timer_rx) = tokio::sync::oneshot::channel::<JoinHandle<()>>();
         let shutdown = async move {
@@ -281,34 +284,21 @@ impl App {
             });
             let _ = timer_tx.send(timer);
         };
-        let server = tonic::transport::Server::builder()
-            .accept_http1(true)
-            .tcp_nodelay(true)
-            .max_concurrent_streams(self.limits.http2_max_concurrent_streams)
-            .http2_max_header_list_size(self.limits.max_header_bytes)
-            .http2_keepalive_interval(Some(HTTP2_KEEPALIVE_INTERVAL))
-            .http2_keepalive_timeout(Some(HTTP2_KEEPALIVE_TIMEOUT))
-            .add_routes(Routes::from(self.router));
-        let result = match self.tls {
-            Some(acceptor) => {
-                server
-                    .serve_with_incoming_shutdown(tls::incoming(self.listener, acceptor), shutdown)
-                    .await
-            }
-            None => {
-                server
-                    .serve_with_incoming_shutdown(TcpListenerStream::new(self.listener), shutdown)
-                    .await
-            }
-        }
-        .context("serving");
+        serve::serve(
+            self.listener,
+            self.tls,
+            self.router,
+            &self.transport,
+            shutdown,
+        )
+        .await;
         // The grace timer belongs to this shutdown and must not outlive it.
         if let Ok(timer) = timer_rx.await {
             timer.abort();
         }
         self.background.shutdown(BACKGROUND_GRACE).await;
         self.store.close().await;
-        result
+        Ok(())
     }
 }
 

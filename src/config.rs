@@ -212,9 +212,16 @@ pub struct ServeConfig {
     )]
     pub http2_max_concurrent_streams: u32,
 
-    /// Largest request header list accepted, in bytes.
+    /// Largest request header block accepted, in bytes: HTTP/1 answers 431
+    /// beyond it, HTTP/2 advertises it as the header list limit.
     #[arg(long, env = "TIMESHEETS_MAX_HEADER_BYTES", default_value_t = 16 * 1024)]
     pub max_header_bytes: u32,
+
+    /// How long an HTTP/1 connection may go without a complete request head,
+    /// from when it opens or from the end of the previous response: it closes
+    /// slow-header (slowloris) and idle keep-alive connections alike.
+    #[arg(long, env = "TIMESHEETS_HTTP1_HEADER_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub http1_header_timeout: Duration,
 
     /// Calls per second one caller (token subject) may make, with bursts of
     /// the same size; beyond it RESOURCE_EXHAUSTED (HTTP 429). Off when unset.

@@ -5,6 +5,7 @@
 //!
 //! - [`config`]: the command line (`serve`, `token`); every flag also from `TIMESHEETS_*`.
 //! - [`app`]: `App::build` binds, wires storage, auth and services; `run_until` serves.
+//! - [`serve`]: the transport: accept loop, HTTP/1 and HTTP/2 limits, connection drain.
 //! - [`proto`]: generated types and the embedded descriptor set (the contract).
 //! - [`auth`]: JWT validation, JWKS key stores, the scope table and the auth layer.
 //! - [`transcode`]: the generic `google.api.http` → gRPC transcoder (HTTP/JSON surface).
@@ -36,6 +37,7 @@ pub mod pagination;
 pub mod proto;
 pub mod ratelimit;
 pub mod routes;
+pub mod serve;
 pub mod service;
 pub mod storage;
 pub mod telemetry;

@@ -8,7 +8,8 @@
 use std::{sync::Arc, time::Duration};
 
 use prometheus_client::{
-    encoding::{EncodeLabelSet, text::encode},
+    encoding::{EncodeLabelSet, EncodeMetric, MetricEncoder, NoLabelSet, text::encode},
+    metrics::MetricType,
     metrics::{
         counter::Counter,
         family::Family,
@@ -18,7 +19,10 @@ use prometheus_client::{
     registry::Registry,
 };
 
-use crate::{auth::Authenticator, storage::Store};
+use crate::{
+    auth::Authenticator,
+    storage::{GROUP_SIZE_BOUNDS, Store, WriteStats},
+};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -72,8 +76,32 @@ pub struct Metrics {
     jwks_fetches: Family<IssuerResultLabels, Counter>,
     signing_keys: Family<IssuerLabels, Gauge>,
     pool: Family<PoolLabels, Gauge>,
-    write_groups: Counter,
-    write_group_rows: Counter,
+    write_group_sizes: GroupSizes,
+}
+
+/// The SQLite committer's group sizes as a histogram. The committer keeps
+/// the bucket counts itself; this holds the copy read at scrape time.
+#[derive(Clone, Debug, Default)]
+struct GroupSizes(Arc<std::sync::Mutex<WriteStats>>);
+
+impl EncodeMetric for GroupSizes {
+    fn encode(&self, mut encoder: MetricEncoder) -> Result<(), std::fmt::Error> {
+        let stats = *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let buckets: Vec<(f64, u64)> = GROUP_SIZE_BOUNDS
+            .iter()
+            .map(|&bound| bound as f64)
+            .chain([f64::INFINITY])
+            .zip(stats.sizes)
+            .collect();
+        encoder.encode_histogram::<NoLabelSet>(stats.rows as f64, stats.groups, &buckets, None)
+    }
+
+    fn metric_type(&self) -> MetricType {
+        MetricType::Histogram
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -128,17 +156,11 @@ impl Metrics {
             "Database connections by pool and state (in_use, idle)",
             pool.clone(),
         );
-        let write_groups = Counter::default();
+        let write_group_sizes = GroupSizes::default();
         registry.register(
-            "write_groups",
-            "Group-commit transactions for inserts",
-            write_groups.clone(),
-        );
-        let write_group_rows = Counter::default();
-        registry.register(
-            "write_group_rows",
-            "Inserts carried by group commits (rows / groups = mean group size)",
-            write_group_rows.clone(),
+            "write_group_size",
+            "Inserts per group-commit transaction (SQLite)",
+            write_group_sizes.clone(),
         );
         Arc::new(Self {
             registry,
@@ -149,8 +171,7 @@ impl Metrics {
             jwks_fetches,
             signing_keys,
             pool,
-            write_groups,
-            write_group_rows,
+            write_group_sizes,
         })
     }
 
@@ -223,12 +244,11 @@ impl Metrics {
                 .set(i64::from(pool.idle));
         }
         if let Some(writes) = store.write_stats() {
-            self.write_groups
-                .inner()
-                .store(writes.groups, std::sync::atomic::Ordering::Relaxed);
-            self.write_group_rows
-                .inner()
-                .store(writes.rows, std::sync::atomic::Ordering::Relaxed);
+            *self
+                .write_group_sizes
+                .0
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner) = writes;
         }
         let mut out = String::new();
         if let Err(err) = encode(&mut out, &self.registry) {

@@ -204,6 +204,7 @@ where
             path = %request.uri().path(),
             protocol = protocol.as_str(),
             request_id = id.to_str().unwrap_or_default(),
+            rpc = Empty,
             subject = Empty,
             grpc_code = Empty,
         );
@@ -351,7 +352,9 @@ where
             if let Some(refusal) = response.extensions().get::<AuthError>() {
                 metrics.record_auth_failure(refusal.reason());
             }
-            tracing::Span::current().record("grpc_code", transcode::code_name(code));
+            let span = tracing::Span::current();
+            span.record("rpc", method.rsplit('/').next().unwrap_or(&method));
+            span.record("grpc_code", transcode::code_name(code));
             metrics.record_call(&method, protocol.as_str(), code, started.elapsed());
             Ok(response)
         })

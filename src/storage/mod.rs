@@ -89,13 +89,27 @@ pub enum Deleted {
     Approved,
 }
 
-/// Group-commit counters, for metrics: rows / groups is the mean group size.
+/// Upper bounds of the group-size buckets: doublings up to the largest
+/// group the SQLite committer forms.
+pub const GROUP_SIZE_BOUNDS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
+
+/// Group-commit counts, for metrics: how many inserts each commit carried.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriteStats {
     /// Transactions committed for inserts.
     pub groups: u64,
     /// Inserts those transactions carried.
     pub rows: u64,
+    /// Groups by size: entry `i` counts the groups larger than bound `i - 1`
+    /// and at most [`GROUP_SIZE_BOUNDS`]`[i]`; the last entry, larger ones.
+    pub sizes: [u64; GROUP_SIZE_BOUNDS.len() + 1],
+}
+
+impl WriteStats {
+    /// The bucket a group of `rows` inserts falls in.
+    pub fn bucket(rows: usize) -> usize {
+        GROUP_SIZE_BOUNDS.partition_point(|&bound| bound < rows as u64)
+    }
 }
 
 /// One connection pool's size, for metrics.
@@ -227,5 +241,19 @@ pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
             "unsupported --database-url {:?}: use sqlite://<path> or postgres://user@host/db",
             crate::config::redact_url(url)
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{GROUP_SIZE_BOUNDS, WriteStats};
+
+    #[test]
+    fn a_group_falls_in_the_first_bucket_whose_bound_holds_it() {
+        assert_eq!(WriteStats::bucket(1), 0);
+        assert_eq!(WriteStats::bucket(2), 1);
+        assert_eq!(WriteStats::bucket(3), 2);
+        assert_eq!(WriteStats::bucket(256), GROUP_SIZE_BOUNDS.len() - 1);
+        assert_eq!(WriteStats::bucket(257), GROUP_SIZE_BOUNDS.len());
     }
 }

@@ -61,6 +61,7 @@ pub(super) struct SqliteStore {
 struct GroupStats {
     groups: AtomicU64,
     rows: AtomicU64,
+    sizes: [AtomicU64; super::GROUP_SIZE_BOUNDS.len() + 1],
 }
 
 impl Drop for SqliteStore {
@@ -138,6 +139,7 @@ impl SqliteStore {
         Some(super::WriteStats {
             groups: self.stats.groups.load(Ordering::Relaxed),
             rows: self.stats.rows.load(Ordering::Relaxed),
+            sizes: std::array::from_fn(|i| self.stats.sizes[i].load(Ordering::Relaxed)),
         })
     }
 
@@ -162,6 +164,7 @@ async fn run_committer(
     while pending.recv_many(&mut group, MAX_GROUP).await > 0 {
         stats.groups.fetch_add(1, Ordering::Relaxed);
         stats.rows.fetch_add(group.len() as u64, Ordering::Relaxed);
+        stats.sizes[super::WriteStats::bucket(group.len())].fetch_add(1, Ordering::Relaxed);
         commit_group(&writer, std::mem::take(&mut group)).await;
     }
 }

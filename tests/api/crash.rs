@@ -2,72 +2,26 @@
 //! and PostgreSQL. The server runs as its real binary so it can be killed.
 
 use std::{
-    process::Stdio,
     sync::{Arc, Mutex},
     time::Duration,
 };
 
 use serde_json::json;
-use tokio::{
-    io::{AsyncBufReadExt, BufReader},
-    process::{Child, Command},
-};
+use tokio::process::Command;
 
 use crate::helpers::*;
-use crate::issuer::{AUDIENCE, TestIssuer};
-
-/// The binary, serving on an ephemeral port; returns it and its address.
-async fn start_binary(database_url: &str, issuer: &TestIssuer) -> (Child, String) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_timesheets"))
-        .args([
-            "--log-format",
-            "json",
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            database_url,
-            "--issuer",
-            &issuer.url(),
-            "--audience",
-            AUDIENCE,
-        ])
-        .env("RUST_LOG", "info")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("spawn the server binary");
-    let stderr = child.stderr.take().expect("stderr");
-    let mut lines = BufReader::new(stderr).lines();
-    let addr = loop {
-        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-            .await
-            .expect("server starts within 30 s")
-            .expect("read stderr")
-            .expect("server exited before serving");
-        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
-            continue;
-        };
-        if let Some(addr) = event["fields"]["addr"].as_str().filter(|_| {
-            event["fields"]["message"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("serving"))
-        }) {
-            break addr.to_owned();
-        }
-    };
-    // Keep draining its log so the pipe never fills.
-    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-    (child, addr)
-}
+use crate::issuer::TestIssuer;
 
 async fn acked_creates_survive_kill_9(backend: Backend) {
     let Some(db) = TestDb::create(backend).await else {
         return;
     };
     let issuer = TestIssuer::start().await;
-    let (mut server, addr) = start_binary(&db.url(), &issuer).await;
+    let Binary {
+        child: mut server,
+        addr,
+        ..
+    } = start_binary(&db.url(), &issuer, "info").await;
     let owner = "crash@exampleco.com";
     let token = issuer.token(owner, EMPLOYEE);
     let acked: Arc<Mutex<Vec<(String, String)>>> = Arc::default();
@@ -145,7 +99,11 @@ async fn acked_creates_survive_kill_9(backend: Backend) {
         acked.len()
     );
 
-    let (mut restarted, addr) = start_binary(&db.url(), &issuer).await;
+    let Binary {
+        child: mut restarted,
+        addr,
+        ..
+    } = start_binary(&db.url(), &issuer, "info").await;
     let channel = tonic::transport::Channel::from_shared(format!("http://{addr}"))
         .expect("uri")
         .connect()
@@ -222,7 +180,11 @@ async fn sigterm_drains_and_the_process_exits_0() {
         return;
     };
     let issuer = TestIssuer::start().await;
-    let (mut server, addr) = start_binary(&db.url(), &issuer).await;
+    let Binary {
+        child: mut server,
+        addr,
+        ..
+    } = start_binary(&db.url(), &issuer, "info").await;
     let token = issuer.token("alice@exampleco.com", EMPLOYEE);
     let created = reqwest::Client::new()
         .post(format!("http://{addr}/timesheets"))

@@ -375,3 +375,65 @@ macro_rules! on_both_backends {
         }
     )*};
 }
+
+/// The server's real binary, serving on an ephemeral port, for tests that
+/// signal or kill it or read its logs.
+pub struct Binary {
+    pub child: tokio::process::Child,
+    pub addr: String,
+    /// Every line it logs after it started serving, as it logs them.
+    pub logs: tokio::sync::mpsc::UnboundedReceiver<String>,
+}
+
+/// Starts the binary with JSON logs filtered by `log_filter` (`RUST_LOG`).
+pub async fn start_binary(database_url: &str, issuer: &TestIssuer, log_filter: &str) -> Binary {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_timesheets"))
+        .args([
+            "--log-format",
+            "json",
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            database_url,
+            "--issuer",
+            &issuer.url(),
+            "--audience",
+            AUDIENCE,
+        ])
+        .env("RUST_LOG", log_filter)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("spawn the server binary");
+    let stderr = child.stderr.take().expect("stderr");
+    let mut lines = BufReader::new(stderr).lines();
+    let addr = loop {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("server starts within 30 s")
+            .expect("read stderr")
+            .expect("server exited before serving");
+        let Ok(event) = serde_json::from_str::<serde_json::Value>(&line) else {
+            continue;
+        };
+        if let Some(addr) = event["fields"]["addr"].as_str().filter(|_| {
+            event["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("serving"))
+        }) {
+            break addr.to_owned();
+        }
+    };
+    // Keeps draining the log so the pipe never fills; it ends with the
+    // process, when stderr closes.
+    let (sender, logs) = tokio::sync::mpsc::unbounded_channel();
+    tokio::spawn(async move {
+        while let Ok(Some(line)) = lines.next_line().await {
+            let _ = sender.send(line);
+        }
+    });
+    Binary { child, addr, logs }
+}

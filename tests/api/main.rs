@@ -12,6 +12,7 @@ mod batch;
 mod crash;
 mod grpc_web;
 mod idempotency;
+mod logs;
 mod pagination;
 mod production;
 mod reflection;

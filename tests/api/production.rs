@@ -318,22 +318,26 @@ async fn concurrent_creates_on_sqlite_share_group_commits_and_all_are_stored() {
         .text()
         .await
         .expect("text");
-    let counter = |name: &str| -> u64 {
+    let sample = |series: &str| -> f64 {
         metrics
             .lines()
-            .find_map(|l| l.strip_prefix(&format!("{name} ")))
+            .find_map(|l| l.strip_prefix(&format!("{series} ")))
             .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{name} in\n{metrics}"))
+            .unwrap_or_else(|| panic!("{series} in\n{metrics}"))
     };
-    let (groups, rows) = (
-        counter("timesheets_write_groups_total"),
-        counter("timesheets_write_group_rows_total"),
-    );
-    assert_eq!(rows, 64);
+    let groups = sample("timesheets_write_group_size_count");
+    assert_eq!(sample("timesheets_write_group_size_sum"), 64.0);
     assert!(
-        groups < rows,
+        groups < 64.0,
         "64 concurrent creates took {groups} commits: no grouping"
     );
+    // Buckets are cumulative: every group fits under +Inf, and at least one
+    // carried more than a single insert.
+    assert_eq!(
+        sample(r#"timesheets_write_group_size_bucket{le="+Inf"}"#),
+        groups
+    );
+    assert!(sample(r#"timesheets_write_group_size_bucket{le="1.0"}"#) < groups);
     app.shutdown().await;
 }
 
@@ -457,18 +461,35 @@ async fn an_oversized_header_list_is_refused_before_any_work() {
     app.shutdown().await;
 }
 
-/// Jumps the clock past hyper's 30 s HTTP/1 header-read timeout. Auto-advance
-/// is avoided: it races with socket I/O.
-async fn jump_past_header_timeout() {
-    tokio::time::pause();
-    tokio::time::advance(Duration::from_secs(31)).await;
-    tokio::time::resume();
+/// A short HTTP/1 header timeout, so the tests below can watch it fire.
+const HEADER_TIMEOUT: Duration = Duration::from_millis(300);
+
+/// Whether the server closes `socket` (EOF or reset) within a few seconds,
+/// reading and discarding whatever it sends first.
+async fn closed_by_server(socket: &mut tokio::net::TcpStream) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 4096];
+    let read_until_closed = async {
+        loop {
+            match socket.read(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), read_until_closed)
+        .await
+        .is_ok()
 }
 
 #[tokio::test]
 async fn a_slowloris_connection_with_unfinished_headers_is_closed() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some(app) = spawn_app(Backend::Sqlite).await else {
+    use tokio::io::AsyncWriteExt;
+    let Some(app) = spawn_app_with(Backend::Sqlite, |config| {
+        config.http1_header_timeout = HEADER_TIMEOUT;
+    })
+    .await
+    else {
         return;
     };
     let mut slow = tokio::net::TcpStream::connect(app.addr)
@@ -477,19 +498,58 @@ async fn a_slowloris_connection_with_unfinished_headers_is_closed() {
     slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
         .await
         .expect("partial head");
-    // Let the server start reading the head before the clock jumps.
-    app.http()
-        .get(app.url("/healthz"))
-        .send()
-        .await
-        .expect("server is reading");
-    jump_past_header_timeout().await;
-    let mut buf = [0u8; 256];
-    let closed = tokio::time::timeout(Duration::from_secs(5), slow.read(&mut buf)).await;
     assert!(
-        closed.is_ok(),
+        closed_by_server(&mut slow).await,
         "a connection with unfinished headers was kept open"
     );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_idle_http1_keep_alive_connection_is_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(app) = spawn_app_with(Backend::Sqlite, |config| {
+        config.http1_header_timeout = HEADER_TIMEOUT;
+    })
+    .await
+    else {
+        return;
+    };
+    let mut idle = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .expect("request");
+    let mut first = [0u8; 12];
+    idle.read_exact(&mut first).await.expect("a response");
+    assert_eq!(&first, b"HTTP/1.1 200", "kept alive after a good request");
+    assert!(
+        closed_by_server(&mut idle).await,
+        "an idle keep-alive connection was kept open"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn an_http1_header_block_over_the_limit_gets_431_and_one_under_it_is_served() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |config| {
+        config.max_header_bytes = 16 * 1024;
+    })
+    .await
+    else {
+        return;
+    };
+    let get_with_padding = |bytes: usize| {
+        app.http()
+            .get(app.url("/healthz"))
+            .header("x-padding", "x".repeat(bytes))
+            .send()
+    };
+    let over = get_with_padding(17 * 1024).await.expect("answered");
+    assert_eq!(over.status(), StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE);
+    let under = get_with_padding(12 * 1024).await.expect("answered");
+    assert_eq!(under.status(), StatusCode::OK);
     app.shutdown().await;
 }
 

@@ -1,0 +1,175 @@
+//! The transport: accepts connections on the one listener (through TLS when
+//! configured), serves HTTP/1.1 and HTTP/2 on each with explicit limits, and
+//! drains them on shutdown.
+//!
+//! tonic's own `Server` exposes none of the HTTP/1 limits (header size,
+//! header-read and idle timeouts), so connections are served with
+//! hyper-util's protocol-sniffing builder directly; the router is the same.
+
+use std::{future::Future, sync::Arc, time::Duration};
+
+use hyper_util::{
+    rt::{TokioExecutor, TokioIo, TokioTimer},
+    server::{conn::auto, graceful::GracefulShutdown},
+    service::TowerToHyperService,
+};
+use tokio::{
+    io::{AsyncRead, AsyncWrite},
+    net::TcpListener,
+    sync::Semaphore,
+    task::JoinSet,
+};
+use tokio_rustls::TlsAcceptor;
+
+/// Keepalive pings find dead peers on idle HTTP/2 connections; a peer that
+/// does not answer within the timeout is dropped.
+const HTTP2_KEEPALIVE_INTERVAL: Duration = Duration::from_secs(30);
+const HTTP2_KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// hyper refuses an HTTP/1 read buffer smaller than this.
+const HYPER_MIN_BUF_SIZE: usize = 8 * 1024;
+
+/// A TLS handshake that has not finished by then is dropped, so slow or idle
+/// clients cannot hold connection slots.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// TLS handshakes computed at once; more wait their turn.
+const CONCURRENT_HANDSHAKES: usize = 128;
+
+/// After an accept error such as EMFILE, retrying at once would spin.
+const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
+
+/// The transport limits, all from the configuration.
+#[derive(Clone, Debug)]
+pub struct Transport {
+    /// Request header block, in bytes, on HTTP/1 (431 beyond it) and HTTP/2
+    /// (the advertised SETTINGS_MAX_HEADER_LIST_SIZE).
+    pub max_header_bytes: u32,
+    /// How long an HTTP/1 connection may go without a complete request head:
+    /// from the moment it opens, or from the end of the previous response.
+    /// This bounds slowloris heads and idle keep-alive connections alike.
+    pub http1_header_timeout: Duration,
+    pub http2_max_concurrent_streams: u32,
+    /// How long connections may take to finish once shutdown has begun,
+    /// before they are closed.
+    pub drain_timeout: Duration,
+}
+
+impl Transport {
+    fn builder(&self) -> auto::Builder<TokioExecutor> {
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .keep_alive(true)
+            .header_read_timeout(self.http1_header_timeout)
+            // The read buffer caps the request head; a head that does not
+            // fit is answered 431 before anything is allocated for it.
+            .max_buf_size((self.max_header_bytes as usize).max(HYPER_MIN_BUF_SIZE));
+        builder
+            .http2()
+            .timer(TokioTimer::new())
+            .max_concurrent_streams(self.http2_max_concurrent_streams)
+            .max_header_list_size(self.max_header_bytes)
+            .keep_alive_interval(HTTP2_KEEPALIVE_INTERVAL)
+            .keep_alive_timeout(HTTP2_KEEPALIVE_TIMEOUT);
+        builder
+    }
+}
+
+/// Serves `router` on `listener` until `shutdown` resolves; then closes the
+/// listener, asks every connection to finish (HTTP/2 GOAWAY, HTTP/1 close
+/// after the current response) and waits up to the drain timeout for them.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    router: axum::Router,
+    transport: &Transport,
+    shutdown: impl Future<Output = ()>,
+) {
+    let builder = Arc::new(transport.builder());
+    let service = TowerToHyperService::new(router);
+    let handshakes = Arc::new(Semaphore::new(CONCURRENT_HANDSHAKES));
+    let graceful = GracefulShutdown::new();
+    // Owns every connection task: finished ones are reaped as we go, the
+    // rest are aborted when the drain timeout ends.
+    let mut connections = JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let tcp = tokio::select! {
+            () = &mut shutdown => break,
+            Some(_) = connections.join_next(), if !connections.is_empty() => continue,
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _peer)) => tcp,
+                Err(err) => {
+                    tracing::warn!(%err, "accepting a connection failed");
+                    tokio::time::sleep(ACCEPT_ERROR_BACKOFF).await;
+                    continue;
+                }
+            },
+        };
+        // Small gRPC frames must not wait for Nagle.
+        let _ = tcp.set_nodelay(true);
+        let builder = Arc::clone(&builder);
+        let service = service.clone();
+        let watcher = graceful.watcher();
+        match &tls {
+            None => {
+                connections.spawn(async move {
+                    let conn = builder.serve_connection(TokioIo::new(tcp), service);
+                    log_end(watcher.watch(conn).await);
+                });
+            }
+            Some(acceptor) => {
+                let acceptor = acceptor.clone();
+                let handshakes = Arc::clone(&handshakes);
+                connections.spawn(async move {
+                    let Some(stream) = handshake(&acceptor, tcp, &handshakes).await else {
+                        return;
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    log_end(watcher.watch(conn).await);
+                });
+            }
+        }
+    }
+    // New clients are refused from here on, not left waiting in the backlog.
+    drop(listener);
+    tracing::debug!(open = graceful.count(), "draining connections");
+    if tokio::time::timeout(transport.drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the drain timeout; closing them");
+    }
+    connections.shutdown().await;
+}
+
+async fn handshake<IO>(
+    acceptor: &TlsAcceptor,
+    tcp: IO,
+    handshakes: &Semaphore,
+) -> Option<tokio_rustls::server::TlsStream<IO>>
+where
+    IO: AsyncRead + AsyncWrite + Unpin,
+{
+    let _permit = handshakes.acquire().await.ok()?;
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+        Ok(Ok(stream)) => Some(stream),
+        Ok(Err(err)) => {
+            tracing::debug!(%err, "TLS handshake failed");
+            None
+        }
+        Err(_) => {
+            tracing::debug!("TLS handshake timed out");
+            None
+        }
+    }
+}
+
+/// Connection errors are the peer's business (resets, timeouts, garbage),
+/// so they are logged at debug and never reach a caller.
+fn log_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
+    if let Err(err) = result {
+        tracing::debug!(%err, "connection ended with an error");
+    }
+}

@@ -1,0 +1,75 @@
+//! `--log-format json`: one span per request carrying what an operator
+//! needs, and nothing a caller would not want written down.
+
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::helpers::*;
+use crate::issuer::TestIssuer;
+
+/// The `request finished` event of the request with `request_id`.
+async fn finished_event(binary: &mut Binary, request_id: &str, seen: &mut Vec<String>) -> Value {
+    loop {
+        let line = tokio::time::timeout(Duration::from_secs(10), binary.logs.recv())
+            .await
+            .expect("the request is logged within 10 s")
+            .expect("the server is still logging");
+        seen.push(line.clone());
+        let Ok(event) = serde_json::from_str::<Value>(&line) else {
+            continue;
+        };
+        if event["fields"]["message"] == "request finished"
+            && event["span"]["request_id"] == request_id
+        {
+            return event;
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_json_log_line_names_the_method_protocol_status_latency_hashed_caller_and_request_id() {
+    let Some(db) = TestDb::create(Backend::Sqlite).await else {
+        return;
+    };
+    let issuer = TestIssuer::start().await;
+    let mut binary = start_binary(&db.url(), &issuer, "info,timesheets=debug").await;
+    let email = "alice@exampleco.com";
+    let token = issuer.token(email, EMPLOYEE);
+    let note = "secret-note-body";
+    let created = reqwest::Client::new()
+        .post(format!("http://{}/timesheets", binary.addr))
+        .bearer_auth(&token)
+        .header("x-request-id", "trace-me-42")
+        .json(&json!({"date": "2026-11-27", "project": "Website", "hours": 1, "notes": note}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    assert_eq!(created.headers()["x-request-id"], "trace-me-42");
+
+    let mut seen = Vec::new();
+    let event = finished_event(&mut binary, "trace-me-42", &mut seen).await;
+    let span = &event["span"];
+    assert_eq!(span["rpc"], "CreateTimesheet", "{event}");
+    assert_eq!(span["method"], "POST", "{event}");
+    assert_eq!(span["protocol"], "json", "{event}");
+    assert_eq!(span["grpc_code"], "OK", "{event}");
+    assert_eq!(event["fields"]["status"], 201, "{event}");
+    assert!(event["fields"]["latency_ms"].as_f64().is_some(), "{event}");
+    let subject = span["subject"].as_str().expect("a subject tag");
+    assert_eq!(subject.len(), 12, "a short hash: {subject}");
+    assert!(subject.chars().all(|c| c.is_ascii_hexdigit()), "{subject}");
+
+    // What was logged holds neither the token, nor its signature, nor the
+    // caller in clear, nor the request body.
+    let signature = token.rsplit('.').next().expect("a JWS");
+    for line in &seen {
+        for secret in [token.as_str(), signature, email, note] {
+            assert!(!line.contains(secret), "{secret:?} logged in {line}");
+        }
+    }
+    binary.child.kill().await.expect("stop the server");
+    issuer.stop().await;
+    db.remove().await;
+}
