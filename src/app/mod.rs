@@ -7,9 +7,18 @@
 //! Routing: the TimesheetService sits behind the auth layer; health and
 //! reflection stay open, as in tonic's examples. In `--dev` mode the same
 //! port also serves the dev issuer's JWKS.
+//!
+//! - `verifier`: the token verifier and key stores from the configuration.
+//! - `cors`: the CORS layer for browsers on other origins.
+//! - `background`: the background tasks (key refreshers) and their shutdown.
+
+mod background;
+mod cors;
+mod verifier;
+
+pub use background::Background;
 
 use std::{
-    collections::HashMap,
     future::Future,
     net::SocketAddr,
     sync::{
@@ -21,8 +30,7 @@ use std::{
 
 use anyhow::Context;
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
-use http::{HeaderName, HeaderValue, Method};
-use serde_json::json;
+use http::HeaderName;
 use tokio::{
     net::TcpListener,
     sync::{Semaphore, watch},
@@ -33,14 +41,9 @@ use tonic::service::Routes;
 use tonic_health::server::HealthReporter;
 use tonic_web::GrpcWebLayer;
 use tower::{Layer, ServiceBuilder};
-use tower_http::cors::{AllowOrigin, CorsLayer};
 
 use crate::{
-    auth::{
-        AuthLayer, Authenticator, ScopeTable, TokenPolicy, TokenVerifier,
-        keys::{self, HttpJwks, KeySettings, KeyStore, parse_jwks},
-        scopes::REQUIRED_SCOPE_OPTION,
-    },
+    auth::{AuthLayer, Authenticator, ScopeTable, scopes::REQUIRED_SCOPE_OPTION},
     config::{DEV_AUDIENCE, ServeConfig},
     dev::{self, DevIssuer, SigningKey},
     metrics::Metrics,
@@ -58,6 +61,8 @@ use crate::{
     tls,
     transcode::{GrpcService, JsonNames, OpenApiInfo, TranscodeOptions, Transcoder},
 };
+
+use self::{cors::cors, verifier::build_verifier};
 
 /// How long shutdown waits for background tasks; they only sleep or fetch
 /// with a 2 s timeout, so this is generous.
@@ -344,164 +349,4 @@ fn transcode_options(config: &ServeConfig) -> anyhow::Result<TranscodeOptions> {
         max_json_depth: config.json_max_depth,
         forward_headers,
     })
-}
-
-/// How long browsers may cache a preflight answer.
-const CORS_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
-
-/// CORS for browsers on other origins: any origin unless `--cors-origin`
-/// narrows it, the headers gRPC-Web and the REST clients send, and the
-/// response headers they must be able to read.
-fn cors(origins: &[String]) -> anyhow::Result<CorsLayer> {
-    let allow_origin = if origins.is_empty() || origins.iter().any(|o| o == "*") {
-        AllowOrigin::any()
-    } else {
-        let values = origins
-            .iter()
-            .map(|o| HeaderValue::from_str(o).with_context(|| format!("--cors-origin {o:?}")))
-            .collect::<anyhow::Result<Vec<_>>>()?;
-        AllowOrigin::list(values)
-    };
-    let names = |list: &[&'static str]| {
-        list.iter()
-            .map(|h| HeaderName::from_static(h))
-            .collect::<Vec<_>>()
-    };
-    Ok(CorsLayer::new()
-        .allow_origin(allow_origin)
-        .allow_methods([
-            Method::GET,
-            Method::POST,
-            Method::PUT,
-            Method::PATCH,
-            Method::DELETE,
-        ])
-        .allow_headers(names(&[
-            "authorization",
-            "content-type",
-            "x-grpc-web",
-            "x-user-agent",
-            "grpc-timeout",
-            "idempotency-key",
-            "x-request-id",
-        ]))
-        .expose_headers(names(&[
-            "grpc-status",
-            "grpc-message",
-            "grpc-status-details-bin",
-            "www-authenticate",
-            "location",
-            "link",
-            "retry-after",
-            "x-request-id",
-        ]))
-        .max_age(CORS_MAX_AGE))
-}
-
-fn build_verifier(
-    config: &ServeConfig,
-    dev: Option<&DevIssuer>,
-    background: &mut Background,
-) -> anyhow::Result<TokenVerifier> {
-    let mut audiences = config.audiences.clone();
-    if dev.is_some() && audiences.is_empty() {
-        audiences.push(DEV_AUDIENCE.to_owned());
-    }
-    if dev.is_none() && (config.issuers.is_empty() || audiences.is_empty()) {
-        anyhow::bail!(
-            "no token issuer and audience configured.\n  For an Auth0 tenant: timesheets serve --issuer https://<tenant>.auth0.com/ --audience https://api.exampleco.com/timesheets\n  (or set TIMESHEETS_ISSUER and TIMESHEETS_AUDIENCE)\n  For local development: timesheets serve --dev"
-        );
-    }
-    if config.jwks_uri.is_some() && config.issuers.len() != 1 {
-        anyhow::bail!(
-            "--jwks-uri applies to exactly one --issuer; {} were given",
-            config.issuers.len()
-        );
-    }
-    let http = keys::http_client().context("building the JWKS HTTP client")?;
-    let settings = KeySettings {
-        cache_ttl: config.jwks_cache_ttl,
-        refetch_cooldown: config.jwks_refetch_interval,
-        max_stale: config.jwks_max_stale,
-        ..KeySettings::default()
-    };
-    let mut issuers = HashMap::new();
-    for issuer in &config.issuers {
-        keys::check_transport(issuer).context("--issuer")?;
-        if let Some(uri) = &config.jwks_uri {
-            keys::check_transport(uri).context("--jwks-uri")?;
-        }
-        let source = HttpJwks::new(
-            issuer.clone(),
-            config.jwks_uri.clone(),
-            http.clone(),
-            config.jwks_fetch_timeout,
-            config.jwks_max_bytes,
-        );
-        let store = Arc::new(KeyStore::remote(Arc::new(source), settings.clone()));
-        // Keys load in the background: a provider that is down at startup
-        // must not stop the service, and readiness reports the wait.
-        background.spawn(|stop| Arc::clone(&store).run_refresher(stop));
-        issuers.insert(issuer.clone(), store);
-    }
-    if let Some(dev) = dev {
-        let jwks = json!({ "keys": [dev.key.jwk()] });
-        let keys = parse_jwks(jwks.to_string().as_bytes()).map_err(anyhow::Error::msg)?;
-        issuers.insert(dev.issuer.clone(), Arc::new(KeyStore::fixed(keys)));
-    }
-    let policy = TokenPolicy {
-        audiences,
-        algorithms: config.algorithms.clone(),
-        leeway: config.clock_leeway,
-        identity_claim: config.identity_claim.clone(),
-        scope_claims: config.scope_claims.clone(),
-        max_token_bytes: config.max_token_bytes,
-        require_typ: config.require_typ.clone(),
-        cache_capacity: config.token_cache_size,
-    };
-    Ok(TokenVerifier::new(policy, issuers))
-}
-
-/// Owns the background tasks (key refreshers): tells them to stop and
-/// waits for them on shutdown, and aborts them if the app is dropped.
-pub struct Background {
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl Background {
-    fn new() -> Self {
-        Self {
-            stop: watch::channel(false).0,
-            tasks: Vec::new(),
-        }
-    }
-
-    fn spawn<F, Fut>(&mut self, task: F)
-    where
-        F: FnOnce(watch::Receiver<bool>) -> Fut,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        self.tasks.push(tokio::spawn(task(self.stop.subscribe())));
-    }
-
-    /// Signals every task and waits for them, at most `grace`.
-    async fn shutdown(mut self, grace: Duration) {
-        let _ = self.stop.send(true);
-        let tasks = std::mem::take(&mut self.tasks);
-        if tokio::time::timeout(grace, futures::future::join_all(tasks))
-            .await
-            .is_err()
-        {
-            tracing::warn!("background tasks did not stop in time");
-        }
-    }
-}
-
-impl Drop for Background {
-    fn drop(&mut self) {
-        for task in &self.tasks {
-            task.abort();
-        }
-    }
 }
