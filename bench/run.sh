@@ -24,6 +24,9 @@
 #   ONLY="1 2 3"                             run only these rows of the main table ("" = all)
 #   OUT=path                                 also write the tables there
 #   KEEP_WORK=1                              keep the work folder (logs, databases) after a success
+#   PROFILE=1                                record the server with `perf record -g` during each
+#                                            measured run; the flat profile goes to logs/rowN.profile.txt
+#                                            (implies KEEP_WORK=1; needs linux-perf)
 #
 # Each row gets its own server process, so VmHWM is that row's peak RSS, and its
 # own database: an empty SQLite file for write rows, a seeded copy for read rows,
@@ -55,6 +58,8 @@ SKIP_BUILD=${SKIP_BUILD:-0}
 ONLY=${ONLY:-}
 OUT=${OUT:-}
 KEEP_WORK=${KEEP_WORK:-0}
+PROFILE=${PROFILE:-0}
+[[ $PROFILE == 1 ]] && KEEP_WORK=1
 TARGET=${CARGO_TARGET_DIR:-target}
 [[ $TARGET == /* ]] || TARGET=$ROOT/$TARGET
 BIN=$TARGET/release/timesheets
@@ -111,6 +116,9 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 for tool in wrk h2load curl sqlite3 python3 awk; do
   command -v "$tool" >/dev/null || die "$tool not found (apt-get install -y wrk nghttp2-client curl sqlite3 python3)"
 done
+if [[ $PROFILE == 1 ]]; then
+  command -v perf >/dev/null || die "PROFILE=1 needs perf (apt-get install -y linux-perf)"
+fi
 if [[ $SKIP_BUILD != 1 ]]; then
   log "building (cargo build --release, target $TARGET)"
   (cd "$ROOT" && CARGO_TARGET_DIR=$TARGET cargo build --release --quiet)
@@ -301,12 +309,27 @@ row() {
   fi
   [[ -n $method ]] && before=$(call_counts "$method" "$code")
   c0=$(cpu_ticks)
+  local perf_pid=
+  if [[ $PROFILE == 1 ]]; then
+    # Software clock sampling works where hardware counters are not exposed.
+    perf record -q -e cpu-clock -F 999 -g -p "$SPID" -o "$LOGS/row$n.perf.data" -- sleep "$DURATION" \
+      >/dev/null 2>&1 & perf_pid=$!
+    PIDS+=("$perf_pid")
+  fi
   case $tool in
     h2load) run_h2load "$DURATION" "$LOGS/row$n.txt" "$url" "$body" "$auth" "$WORK/row$n.h2log" ;;
     wrk) run_wrk "$DURATION" "$LOGS/row$n.txt" "$url" "$http_method" "$body" "$ctype" "$auth" 0 ;;
     grpcweb) run_wrk "$DURATION" "$LOGS/row$n.txt" "$url" POST "$body" "$ctype" "$auth" 1 ;;
   esac
   c1=$(cpu_ticks)
+  if [[ -n $perf_pid ]]; then
+    wait "$perf_pid" || log "perf record failed for row $n"
+    forget_pid "$perf_pid"
+    perf report -i "$LOGS/row$n.perf.data" --no-children --stdio --sort dso,symbol \
+      --percent-limit 0.5 -g none >"$LOGS/row$n.profile.txt" 2>/dev/null || true
+    perf report -i "$LOGS/row$n.perf.data" --children --stdio --sort symbol \
+      --percent-limit 2 -g none >"$LOGS/row$n.profile-inclusive.txt" 2>/dev/null || true
+  fi
   if [[ -n $method ]]; then
     after=$(call_counts "$method" "$code")
     read -r good bad < <(awk -v b="$before" -v a="$after" 'BEGIN { split(b, x, " "); split(a, y, " ");

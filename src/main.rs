@@ -8,6 +8,12 @@ use timesheets::{
     dev, telemetry,
 };
 
+/// Every request allocates a few dozen small, short-lived objects across the
+/// runtime's threads; mimalloc's thread-local free lists serve that pattern
+/// with a fraction of glibc malloc's CPU (see docs/performance.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();

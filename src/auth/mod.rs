@@ -227,8 +227,10 @@ pub fn bearer_token(headers: &HeaderMap) -> Result<&str, AuthError> {
     }
     let token = rest.trim_matches(' ');
     // b64token (RFC 6750 §2.1): one token, no inner spaces.
-    let b64token = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
-    if token.is_empty() || !token.chars().all(b64token) {
+    let b64token = |b: u8| {
+        b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/' | b'=')
+    };
+    if token.is_empty() || !token.bytes().all(b64token) {
         return Err(AuthError::InvalidRequest);
     }
     Ok(token)
