@@ -1,6 +1,10 @@
-//! Key store lifecycle under paused time, against a scripted provider.
+//! Key store lifecycle under paused time, against a scripted provider, and
+//! the HTTP source against a loopback JWKS endpoint.
 
-use std::sync::{Mutex, atomic::AtomicUsize};
+use std::{
+    net::SocketAddr,
+    sync::{Mutex, atomic::AtomicUsize},
+};
 
 use super::*;
 use crate::dev::SigningKey;
@@ -292,4 +296,84 @@ async fn a_providers_max_age_is_honoured_within_bounds() {
     assert_eq!(source.fetches(), 2, "refreshed at 90% of the 60 s floor");
     stop.send(true).expect("refresher listening");
     refresher.await.expect("refresher stopped cleanly");
+}
+
+/// A JWKS endpoint on loopback: `/jwks.json` serves `jwks`, `/moved`
+/// redirects there on the same host, `/elsewhere` redirects to the same
+/// port under another host name, `/huge` streams a body over 64 KiB.
+async fn serve_jwks(jwks: serde_json::Value) -> (SocketAddr, tokio::task::JoinHandle<()>) {
+    use axum::{
+        Router,
+        response::{IntoResponse, Redirect},
+        routing::get,
+    };
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let body = jwks.to_string();
+    let app = Router::new()
+        .route("/jwks.json", get(move || async move { body }))
+        .route(
+            "/moved",
+            get(|| async { Redirect::temporary("/jwks.json") }),
+        )
+        .route(
+            "/elsewhere",
+            get(move || async move {
+                Redirect::temporary(&format!("http://localhost:{}/jwks.json", addr.port()))
+            }),
+        )
+        .route(
+            "/huge",
+            get(|| async {
+                // Streamed, so no Content-Length announces the size.
+                let chunks = (0..80).map(|_| Ok::<_, std::io::Error>(vec![b' '; 1024]));
+                axum::body::Body::from_stream(futures::stream::iter(chunks)).into_response()
+            }),
+        );
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (addr, server)
+}
+
+fn http_source(addr: SocketAddr, path: &str) -> HttpJwks {
+    HttpJwks::new(
+        format!("http://{addr}/"),
+        Some(format!("http://{addr}{path}")),
+        http_client().expect("client"),
+        Duration::from_secs(5),
+        64 * 1024,
+    )
+}
+
+#[tokio::test]
+async fn a_jwks_redirect_is_followed_on_the_same_host_only() {
+    let signing = key();
+    let (addr, server) = serve_jwks(serde_json::json!({ "keys": [signing.jwk()] })).await;
+    let fetched = http_source(addr, "/moved")
+        .fetch()
+        .await
+        .expect("same-host redirect followed");
+    assert_eq!(fetched.keys.len(), 1);
+    let refused = http_source(addr, "/elsewhere").fetch().await;
+    assert!(
+        refused.is_err(),
+        "a redirect to another host was followed: {} keys",
+        refused.map(|f| f.keys.len()).unwrap_or_default()
+    );
+    server.abort();
+}
+
+#[tokio::test]
+async fn a_jwks_body_over_the_limit_is_refused_even_without_a_length() {
+    let (addr, server) = serve_jwks(serde_json::json!({ "keys": [] })).await;
+    let err = http_source(addr, "/huge")
+        .fetch()
+        .await
+        .err()
+        .expect("an oversized body is refused");
+    assert!(format!("{err:#}").contains("larger than"), "{err:#}");
+    server.abort();
 }
