@@ -16,6 +16,16 @@ fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
     })
 }
 
+/// A timeout of zero would fail every call or close every connection at
+/// once, so it is refused when the command line is read.
+fn positive_duration(text: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(text) {
+        Ok(d) if d.is_zero() => Err("must be greater than zero".to_owned()),
+        Ok(d) => Ok(d),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
 /// The identity claim Auth0's ExampleCo Rule/Action adds to access tokens.
 pub const DEFAULT_IDENTITY_CLAIM: &str = "https://api.exampleco.com/email";
 
@@ -132,7 +142,7 @@ pub struct ServeConfig {
     pub jwks_max_stale: Duration,
 
     /// Timeout of one JWKS or discovery request.
-    #[arg(long, env = "TIMESHEETS_JWKS_FETCH_TIMEOUT", default_value = "2s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "TIMESHEETS_JWKS_FETCH_TIMEOUT", default_value = "2s", value_parser = positive_duration)]
     pub jwks_fetch_timeout: Duration,
 
     /// Largest JWKS or discovery body accepted, in bytes.
@@ -197,7 +207,7 @@ pub struct ServeConfig {
     pub max_concurrent_requests: usize,
 
     /// Deadline of an HTTP/JSON call that sends no `grpc-timeout`; 504 when exceeded.
-    #[arg(long, env = "TIMESHEETS_REQUEST_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "TIMESHEETS_REQUEST_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
     pub request_timeout: Duration,
 
     /// Largest gRPC message accepted or sent, in bytes; larger is RESOURCE_EXHAUSTED.
@@ -220,7 +230,7 @@ pub struct ServeConfig {
     /// How long an HTTP/1 connection may go without a complete request head,
     /// from when it opens or from the end of the previous response: it closes
     /// slow-header (slowloris) and idle keep-alive connections alike.
-    #[arg(long, env = "TIMESHEETS_HTTP1_HEADER_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "TIMESHEETS_HTTP1_HEADER_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
     pub http1_header_timeout: Duration,
 
     /// Calls per second one caller (token subject) may make, with bursts of
@@ -395,5 +405,28 @@ mod tests {
         assert_eq!(cfg.audiences, ["a", "b"]);
         assert_eq!(cfg.listen.to_string(), "0.0.0.0:8080");
         assert_eq!(cfg.identity_claim, DEFAULT_IDENTITY_CLAIM);
+    }
+
+    #[test]
+    fn a_zero_timeout_is_refused_with_the_flag_named() {
+        for flag in [
+            "--request-timeout",
+            "--http1-header-timeout",
+            "--jwks-fetch-timeout",
+        ] {
+            let err = Cli::try_parse_from(["timesheets", "serve", "--dev", flag, "0s"])
+                .err()
+                .unwrap_or_else(|| panic!("{flag} 0s was accepted"));
+            let message = err.to_string();
+            assert!(message.contains(flag), "{message}");
+            assert!(message.contains("greater than zero"), "{message}");
+        }
+        let cli =
+            Cli::try_parse_from(["timesheets", "serve", "--dev", "--request-timeout", "250ms"])
+                .expect("a positive timeout");
+        let Command::Serve(cfg) = cli.command else {
+            panic!("expected serve");
+        };
+        assert_eq!(cfg.request_timeout, std::time::Duration::from_millis(250));
     }
 }

@@ -482,22 +482,27 @@ async fn closed_by_server(socket: &mut tokio::net::TcpStream) -> bool {
         .is_ok()
 }
 
-#[tokio::test]
-async fn a_slowloris_connection_with_unfinished_headers_is_closed() {
+/// A server with the short HTTP/1 header timeout, and a raw connection to
+/// it on which `sent` has been written.
+async fn raw_connection_after(sent: &[u8]) -> Option<(TestApp, tokio::net::TcpStream)> {
     use tokio::io::AsyncWriteExt;
-    let Some(app) = spawn_app_with(Backend::Sqlite, |config| {
+    let app = spawn_app_with(Backend::Sqlite, |config| {
         config.http1_header_timeout = HEADER_TIMEOUT;
     })
-    .await
+    .await?;
+    let mut socket = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    socket.write_all(sent).await.expect("write");
+    Some((app, socket))
+}
+
+#[tokio::test]
+async fn a_slowloris_connection_with_unfinished_headers_is_closed() {
+    let Some((app, mut slow)) = raw_connection_after(b"GET /healthz HTTP/1.1\r\nHost: x\r\n").await
     else {
         return;
     };
-    let mut slow = tokio::net::TcpStream::connect(app.addr)
-        .await
-        .expect("connect");
-    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
-        .await
-        .expect("partial head");
     assert!(
         closed_by_server(&mut slow).await,
         "a connection with unfinished headers was kept open"
@@ -507,20 +512,12 @@ async fn a_slowloris_connection_with_unfinished_headers_is_closed() {
 
 #[tokio::test]
 async fn an_idle_http1_keep_alive_connection_is_closed() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some(app) = spawn_app_with(Backend::Sqlite, |config| {
-        config.http1_header_timeout = HEADER_TIMEOUT;
-    })
-    .await
+    use tokio::io::AsyncReadExt;
+    let Some((app, mut idle)) =
+        raw_connection_after(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await
     else {
         return;
     };
-    let mut idle = tokio::net::TcpStream::connect(app.addr)
-        .await
-        .expect("connect");
-    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("request");
     let mut first = [0u8; 12];
     idle.read_exact(&mut first).await.expect("a response");
     assert_eq!(&first, b"HTTP/1.1 200", "kept alive after a good request");
