@@ -8,6 +8,7 @@
 mod postgres;
 mod sql;
 mod sqlite;
+mod sqlite_reads;
 
 use std::sync::Arc;
 
@@ -131,10 +132,10 @@ pub enum Error {
     IdempotencyConflict { index: usize },
     /// The database cannot be reached or is overloaded; worth retrying (UNAVAILABLE).
     #[error("database unavailable")]
-    Unavailable(#[source] Arc<sqlx::Error>),
+    Unavailable(#[source] Arc<dyn std::error::Error + Send + Sync>),
     /// Anything else (INTERNAL); logged, never shown to clients.
     #[error("database error")]
-    Internal(#[source] Arc<sqlx::Error>),
+    Internal(#[source] Arc<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<sqlx::Error> for Error {

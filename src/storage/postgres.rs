@@ -58,6 +58,18 @@ impl PgStore {
         Self::insert_one(&mut conn, &new, 0).await
     }
 
+    async fn get_row(
+        &self,
+        owner: &str,
+        id: &str,
+    ) -> super::Result<Option<super::TimesheetRecord>> {
+        self.sqlx_get(owner, id).await
+    }
+
+    async fn list_rows(&self, q: &super::ListQuery) -> super::Result<Vec<super::TimesheetRecord>> {
+        self.sqlx_list(q).await
+    }
+
     /// Nothing is queued outside the pool.
     async fn stop_writes(&self) {}
 

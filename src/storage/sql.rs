@@ -112,10 +112,49 @@ pub(super) struct ReplayRow {
 }
 
 /// Implements [`super::Store`] for a backend struct with `reader` and
-/// `writer` pools of database type `$db`.
+/// `writer` pools of database type `$db`. The backend supplies the hot
+/// reads (`get_row`, `list_rows`, which may use the generated `sqlx_get`
+/// and `sqlx_list`) and inserts (`insert_durably`) itself.
 macro_rules! impl_store {
     ($store:ty, $db:ty) => {
         impl $store {
+            /// One row through the `reader` pool.
+            async fn sqlx_get(
+                &self,
+                owner: &str,
+                id: &str,
+            ) -> $crate::storage::Result<Option<$crate::storage::TimesheetRecord>> {
+                use $crate::storage::{TimesheetRecord, sql};
+                Ok(sqlx::query_as::<_, TimesheetRecord>(sql::GET)
+                    .bind(id)
+                    .bind(owner)
+                    .fetch_optional(&self.reader)
+                    .await?)
+            }
+
+            /// One page through the `reader` pool.
+            async fn sqlx_list(
+                &self,
+                q: &$crate::storage::ListQuery,
+            ) -> $crate::storage::Result<Vec<$crate::storage::TimesheetRecord>> {
+                use $crate::storage::{TimesheetRecord, sql};
+                let statement = if q.after.is_some() {
+                    sql::LIST_AFTER
+                } else {
+                    sql::LIST_FIRST
+                };
+                let mut query = sqlx::query_as::<_, TimesheetRecord>(statement)
+                    .bind(&q.owner)
+                    .bind(&q.start_date)
+                    .bind(&q.end_date)
+                    .bind(&q.project)
+                    .bind(i64::from(q.limit) + 1);
+                if let Some(after) = &q.after {
+                    query = query.bind(&after.work_date).bind(&after.id);
+                }
+                Ok(query.fetch_all(&self.reader).await?)
+            }
+
             async fn insert_one(
                 conn: &mut <$db as sqlx::Database>::Connection,
                 new: &$crate::storage::NewTimesheet,
@@ -181,34 +220,14 @@ macro_rules! impl_store {
                 owner: &str,
                 id: &str,
             ) -> $crate::storage::Result<Option<$crate::storage::TimesheetRecord>> {
-                use $crate::storage::{TimesheetRecord, sql};
-                Ok(sqlx::query_as::<_, TimesheetRecord>(sql::GET)
-                    .bind(id)
-                    .bind(owner)
-                    .fetch_optional(&self.reader)
-                    .await?)
+                self.get_row(owner, id).await
             }
 
             async fn list(
                 &self,
                 q: &$crate::storage::ListQuery,
             ) -> $crate::storage::Result<Vec<$crate::storage::TimesheetRecord>> {
-                use $crate::storage::{TimesheetRecord, sql};
-                let statement = if q.after.is_some() {
-                    sql::LIST_AFTER
-                } else {
-                    sql::LIST_FIRST
-                };
-                let mut query = sqlx::query_as::<_, TimesheetRecord>(statement)
-                    .bind(&q.owner)
-                    .bind(&q.start_date)
-                    .bind(&q.end_date)
-                    .bind(&q.project)
-                    .bind(i64::from(q.limit) + 1);
-                if let Some(after) = &q.after {
-                    query = query.bind(&after.work_date).bind(&after.id);
-                }
-                Ok(query.fetch_all(&self.reader).await?)
+                self.list_rows(q).await
             }
 
             async fn delete(

@@ -12,6 +12,8 @@ use std::sync::{
 };
 
 use anyhow::Context;
+
+use super::sqlite_reads::Inline;
 use sqlx::{
     SqlitePool,
     sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
@@ -54,6 +56,9 @@ pub(super) struct SqliteStore {
     /// The committer task; owned here, stopped by `close` or on drop.
     committer: tokio::sync::Mutex<Option<JoinHandle<()>>>,
     stats: Arc<GroupStats>,
+    /// The hot reads, without sqlx's thread hand-offs; `None` for an
+    /// in-memory database, which only sqlx's connections share.
+    reads: Option<super::sqlite_reads::Reads>,
 }
 
 /// Counters the committer keeps for metrics.
@@ -98,6 +103,12 @@ impl SqliteStore {
             .run(&writer)
             .await
             .context("applying SQLite migrations")?;
+        // Read from the URL as given: sqlx keeps the flag private.
+        let in_memory = url.contains(":memory:")
+            || url
+                .split_once('?')
+                .is_some_and(|(_, query)| query.split('&').any(|pair| pair == "mode=memory"));
+        let reads = (!in_memory).then(|| super::sqlite_reads::Reads::new(options.get_filename()));
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -113,6 +124,7 @@ impl SqliteStore {
             queue: std::sync::Mutex::new(Some(queue)),
             committer: tokio::sync::Mutex::new(Some(committer)),
             stats,
+            reads,
         })
     }
 
@@ -141,6 +153,22 @@ impl SqliteStore {
             rows: self.stats.rows.load(Ordering::Relaxed),
             sizes: std::array::from_fn(|i| self.stats.sizes[i].load(Ordering::Relaxed)),
         })
+    }
+
+    /// Read on this thread when that needs no wait; a read that would wait
+    /// for a lock goes through the sqlx pool, which waits off the runtime.
+    async fn get_row(&self, owner: &str, id: &str) -> Result<Option<super::TimesheetRecord>> {
+        match self.reads.as_ref().map(|reads| reads.get(owner, id)) {
+            Some(Inline::Done(result)) => result,
+            Some(Inline::WouldWait) | None => self.sqlx_get(owner, id).await,
+        }
+    }
+
+    async fn list_rows(&self, q: &super::ListQuery) -> Result<Vec<super::TimesheetRecord>> {
+        match self.reads.as_ref().map(|reads| reads.list(q)) {
+            Some(Inline::Done(result)) => result,
+            Some(Inline::WouldWait) | None => self.sqlx_list(q).await,
+        }
     }
 
     /// Stops taking inserts and waits until the queued ones are committed.

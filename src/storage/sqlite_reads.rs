@@ -1,0 +1,211 @@
+//! The hot SQLite reads (one timesheet, one page of timesheets), stepped
+//! directly with rusqlite instead of through sqlx.
+//!
+//! sqlx runs each SQLite connection on its own OS thread and sends every
+//! row back through a channel, copying each column value on the way; under
+//! load most of a read's CPU went to those hand-offs, not to the query (see
+//! docs/performance.md). Here a read takes an idle connection, runs on the
+//! calling thread, builds the records directly and returns the connection.
+//! That is only right for work that never waits: in WAL mode readers do not
+//! wait for the writer, both statements are index seeks returning at most a
+//! page, and these connections have no busy timeout, so the rare read that
+//! would have to wait for a lock (while SQLite recovers a WAL after a crash,
+//! say) returns [`Inline::WouldWait`] at once and the caller goes through
+//! the sqlx pool instead, which waits on its own thread.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, PoisonError},
+    time::Duration,
+};
+
+use rusqlite::{Connection, OpenFlags, named_params};
+
+use super::{Error, ListQuery, Result, TimesheetRecord, sql};
+
+/// Idle connections kept for reuse; more are opened when every kept one is
+/// in use and closed when returned beyond this.
+const MAX_IDLE: usize = 8;
+
+/// Statements cached per connection: the two reads, with headroom.
+const STATEMENT_CACHE: usize = 8;
+
+/// The outcome of a read attempted on the calling thread.
+pub(super) enum Inline<T> {
+    Done(Result<T>),
+    /// The database is locked; reading would mean waiting.
+    WouldWait,
+}
+
+pub(super) struct Reads {
+    path: PathBuf,
+    idle: Mutex<Vec<Connection>>,
+}
+
+impl Reads {
+    /// Readers of the (already migrated) database at `path`.
+    pub(super) fn new(path: &Path) -> Self {
+        Self {
+            path: path.to_owned(),
+            idle: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn open(&self) -> rusqlite::Result<Connection> {
+        let conn = Connection::open_with_flags(
+            &self.path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        // rusqlite's default is 5 s; here a lock must fail fast instead.
+        conn.busy_timeout(Duration::ZERO)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+        Ok(conn)
+    }
+
+    fn with<T>(&self, read: impl FnOnce(&Connection) -> rusqlite::Result<T>) -> Inline<T> {
+        let kept = self
+            .idle
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .pop();
+        let result = match kept {
+            Some(conn) => Ok(conn),
+            None => self.open(),
+        }
+        .and_then(|conn| {
+            let result = read(&conn);
+            let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+            if idle.len() < MAX_IDLE {
+                idle.push(conn);
+            }
+            result
+        });
+        match result {
+            Ok(value) => Inline::Done(Ok(value)),
+            Err(err) if is_locked(&err) => Inline::WouldWait,
+            Err(err) => Inline::Done(Err(Error::Internal(Arc::new(err)))),
+        }
+    }
+
+    pub(super) fn get(&self, owner: &str, id: &str) -> Inline<Option<TimesheetRecord>> {
+        self.with(|conn| {
+            let mut statement = conn.prepare_cached(sql::GET)?;
+            let mut rows = statement.query(named_params! { "$1": id, "$2": owner })?;
+            rows.next()?.map(record).transpose()
+        })
+    }
+
+    pub(super) fn list(&self, q: &ListQuery) -> Inline<Vec<TimesheetRecord>> {
+        let limit = i64::from(q.limit) + 1;
+        self.with(|conn| {
+            let filters = named_params! {
+                "$1": q.owner,
+                "$2": q.start_date,
+                "$3": q.end_date,
+                "$4": q.project,
+                "$5": limit,
+            };
+            let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or_default());
+            match &q.after {
+                None => {
+                    let mut statement = conn.prepare_cached(sql::LIST_FIRST)?;
+                    let mut rows = statement.query(filters)?;
+                    while let Some(row) = rows.next()? {
+                        out.push(record(row)?);
+                    }
+                }
+                Some(after) => {
+                    let mut statement = conn.prepare_cached(sql::LIST_AFTER)?;
+                    let mut params = filters.to_vec();
+                    params.push(("$6", &after.work_date));
+                    params.push(("$7", &after.id));
+                    let mut rows = statement.query(params.as_slice())?;
+                    while let Some(row) = rows.next()? {
+                        out.push(record(row)?);
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// A row of `record_columns!()`, in its order.
+fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<TimesheetRecord> {
+    Ok(TimesheetRecord {
+        id: row.get(0)?,
+        user_id: row.get(1)?,
+        work_date: row.get(2)?,
+        project: row.get(3)?,
+        hours: row.get(4)?,
+        notes: row.get(5)?,
+        approved: row.get(6)?,
+        approved_by: row.get(7)?,
+        create_time_us: row.get(8)?,
+        approve_time_us: row.get(9)?,
+    })
+}
+
+fn is_locked(err: &rusqlite::Error) -> bool {
+    matches!(
+        err.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A migrated WAL database in a fresh temporary folder.
+    fn database() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("timesheets-reads-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let path = dir.join("db.sqlite");
+        let conn = Connection::open(&path).expect("open");
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .expect("WAL");
+        conn.execute_batch(include_str!("../../migrations/sqlite/0001_timesheets.sql"))
+            .expect("schema");
+        path
+    }
+
+    fn first_page(owner: &str) -> ListQuery {
+        ListQuery {
+            owner: owner.into(),
+            start_date: None,
+            end_date: None,
+            project: None,
+            after: None,
+            limit: 50,
+        }
+    }
+
+    #[test]
+    fn a_read_that_would_wait_for_a_lock_says_so_instead_of_waiting() {
+        let path = database();
+        // A connection in exclusive locking mode shuts every reader out until
+        // it closes: the one way to make a WAL reader meet a lock on demand.
+        let holder = Connection::open(&path).expect("open");
+        holder
+            .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
+            .expect("take the lock");
+        let reads = Reads::new(&path);
+        let started = std::time::Instant::now();
+        assert!(matches!(reads.get("alice", "x"), Inline::WouldWait));
+        assert!(matches!(
+            reads.list(&first_page("alice")),
+            Inline::WouldWait
+        ));
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "the reads waited for the lock"
+        );
+        drop(holder);
+        assert!(matches!(reads.get("alice", "x"), Inline::Done(Ok(None))));
+        assert!(
+            matches!(reads.list(&first_page("alice")), Inline::Done(Ok(rows)) if rows.is_empty())
+        );
+        let _ = std::fs::remove_dir_all(path.parent().expect("folder"));
+    }
+}
