@@ -2,7 +2,9 @@
 //!
 //! One writer connection and a pool of readers. WAL lets readers run beside
 //! the writer; a single writer means SQLite never has to arbitrate write
-//! locks, so `database is locked` cannot reach a client.
+//! locks, so `database is locked` cannot reach a client. The two hot reads
+//! (one timesheet, one page) skip sqlx's worker threads: see
+//! `sqlite_reads.rs`.
 
 use std::{str::FromStr, time::Duration};
 
