@@ -41,6 +41,17 @@ pub(super) const GET_ANY_OWNER: &str = concat!(
     " FROM timesheets WHERE id = $1"
 );
 
+/// A page's row limit, bound as parameter `$n`. The cast matters: SQLite
+/// plans a bare `LIMIT $n` with the bound value and so throws the cached
+/// plan away and re-parses the statement on every new binding (seen with the bundled 3.51), which was a fifth of a list
+/// call's CPU. An expression keeps one
+/// plan; the index order already makes the plan right for any limit.
+macro_rules! page_limit {
+    ($n:literal) => {
+        concat!(" LIMIT CAST(", $n, " AS BIGINT)")
+    };
+}
+
 /// The owner's filters; `$2..$4` are NULL when unset.
 macro_rules! owner_filters {
     () => {
@@ -54,7 +65,8 @@ pub(super) const LIST_FIRST: &str = concat!(
     record_columns!(),
     " FROM timesheets WHERE ",
     owner_filters!(),
-    " ORDER BY work_date DESC, id LIMIT $5"
+    " ORDER BY work_date DESC, id",
+    page_limit!("$5")
 );
 
 /// Newest date first but id ascending cannot be one row-value comparison, so
@@ -65,25 +77,31 @@ pub(super) const LIST_AFTER: &str = concat!(
     record_columns!(),
     " FROM timesheets WHERE ",
     owner_filters!(),
-    " AND work_date = $6 AND id > $7 ORDER BY id LIMIT $5) AS same_day",
+    " AND work_date = $6 AND id > $7 ORDER BY id",
+    page_limit!("$5"),
+    ") AS same_day",
     " UNION ALL SELECT * FROM (SELECT ",
     record_columns!(),
     " FROM timesheets WHERE ",
     owner_filters!(),
-    " AND work_date < $6 ORDER BY work_date DESC, id LIMIT $5) AS earlier",
-    " ORDER BY work_date DESC, id LIMIT $5"
+    " AND work_date < $6 ORDER BY work_date DESC, id",
+    page_limit!("$5"),
+    ") AS earlier ORDER BY work_date DESC, id",
+    page_limit!("$5")
 );
 
 pub(super) const PENDING_FIRST: &str = concat!(
     "SELECT ",
     record_columns!(),
-    " FROM timesheets WHERE NOT approved ORDER BY work_date, id LIMIT $1"
+    " FROM timesheets WHERE NOT approved ORDER BY work_date, id",
+    page_limit!("$1")
 );
 
 pub(super) const PENDING_AFTER: &str = concat!(
     "SELECT ",
     record_columns!(),
-    " FROM timesheets WHERE NOT approved AND (work_date, id) > ($2, $3) ORDER BY work_date, id LIMIT $1"
+    " FROM timesheets WHERE NOT approved AND (work_date, id) > ($2, $3) ORDER BY work_date, id",
+    page_limit!("$1")
 );
 
 pub(super) const DELETE_UNAPPROVED: &str =

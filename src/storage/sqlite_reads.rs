@@ -208,4 +208,34 @@ mod tests {
         );
         let _ = std::fs::remove_dir_all(path.parent().expect("folder"));
     }
+
+    #[test]
+    fn page_queries_keep_their_plan_from_one_binding_to_the_next() {
+        let path = database();
+        let conn = Connection::open(&path).expect("open");
+        // (query, its limit parameter); every other parameter is left NULL.
+        for (query, limit_parameter) in [
+            (sql::LIST_FIRST, "$5"),
+            (sql::LIST_AFTER, "$5"),
+            (sql::PENDING_FIRST, "$1"),
+            (sql::PENDING_AFTER, "$1"),
+        ] {
+            for limit in [10_i64, 51, 2] {
+                let mut statement = conn.prepare_cached(query).expect("prepare");
+                statement
+                    .raw_bind_parameter(limit_parameter, limit)
+                    .expect("bind the limit");
+                let mut rows = statement.raw_query();
+                while rows.next().expect("step").is_some() {}
+            }
+            let statement = conn.prepare_cached(query).expect("prepare");
+            assert_eq!(
+                statement.get_status(rusqlite::StatementStatus::RePrepare),
+                0,
+                "SQLite re-planned on a new binding: {query}"
+            );
+        }
+        drop(conn);
+        let _ = std::fs::remove_dir_all(path.parent().expect("folder"));
+    }
 }
