@@ -15,13 +15,47 @@ macro_rules! record_columns {
     };
 }
 
-pub(super) const INSERT: &str = concat!(
-    "INSERT INTO timesheets (id, user_id, work_date, project, hours, notes, approved, approved_by, ",
-    "create_time_us, approve_time_us, created_by, request_id, fingerprint) ",
-    "VALUES ($1, $2, $3, $4, $5, $6, FALSE, '', $7, NULL, $8, $9, $10) ",
-    "ON CONFLICT (created_by, request_id) DO NOTHING RETURNING ",
-    record_columns!()
-);
+/// Parameters one inserted row binds (see [`insert`]).
+const INSERT_PARAMETERS: usize = 10;
+
+/// An insert of `rows` rows in one statement. Row `k` (from 0) binds
+/// `$(10k+1)..$(10k+10)`: id, user_id, work_date, project, hours, notes,
+/// create_time_us, created_by, request_id, fingerprint. A row whose
+/// `(created_by, request_id)` is already stored is skipped and not returned.
+pub(super) fn insert(rows: usize) -> String {
+    use std::fmt::Write;
+    let mut sql = String::from(
+        "INSERT INTO timesheets (id, user_id, work_date, project, hours, notes, approved, approved_by, \
+         create_time_us, approve_time_us, created_by, request_id, fingerprint) VALUES ",
+    );
+    for row in 0..rows {
+        let p = |n: usize| row * INSERT_PARAMETERS + n;
+        let separator = if row == 0 { "" } else { ", " };
+        // Writing to a String cannot fail.
+        let _ = write!(
+            sql,
+            "{separator}(${}, ${}, ${}, ${}, ${}, ${}, FALSE, '', ${}, NULL, ${}, ${}, ${})",
+            p(1),
+            p(2),
+            p(3),
+            p(4),
+            p(5),
+            p(6),
+            p(7),
+            p(8),
+            p(9),
+            p(10)
+        );
+    }
+    sql.push_str(concat!(
+        " ON CONFLICT (created_by, request_id) DO NOTHING RETURNING ",
+        record_columns!()
+    ));
+    sql
+}
+
+/// The one-row insert, built once.
+pub(super) static INSERT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| insert(1));
 
 pub(super) const FIND_BY_REQUEST: &str = concat!(
     "SELECT ",
@@ -173,14 +207,23 @@ macro_rules! impl_store {
                 Ok(query.fetch_all(&self.reader).await?)
             }
 
-            async fn insert_one(
-                conn: &mut <$db as sqlx::Database>::Connection,
-                new: &$crate::storage::NewTimesheet,
-                index: usize,
-            ) -> $crate::storage::Result<$crate::storage::Inserted> {
-                use $crate::storage::{Error, Inserted, TimesheetRecord, sql};
+            /// Binds `new`'s values as one row of [`sql::insert`].
+            fn bind_insert<'q>(
+                query: sqlx::query::QueryAs<
+                    'q,
+                    $db,
+                    $crate::storage::TimesheetRecord,
+                    <$db as sqlx::Database>::Arguments,
+                >,
+                new: &'q $crate::storage::NewTimesheet,
+            ) -> sqlx::query::QueryAs<
+                'q,
+                $db,
+                $crate::storage::TimesheetRecord,
+                <$db as sqlx::Database>::Arguments,
+            > {
                 let input = &new.input;
-                let created = sqlx::query_as::<_, TimesheetRecord>(sql::INSERT)
+                query
                     .bind(&new.id)
                     .bind(&new.user_id)
                     .bind(input.date.to_string())
@@ -191,13 +234,32 @@ macro_rules! impl_store {
                     .bind(&new.created_by)
                     .bind(&new.request_id)
                     .bind(&new.fingerprint)
+            }
+
+            async fn insert_one(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                new: &$crate::storage::NewTimesheet,
+                index: usize,
+            ) -> $crate::storage::Result<$crate::storage::Inserted> {
+                use $crate::storage::{Inserted, sql};
+                let created = Self::bind_insert(sqlx::query_as(sql::INSERT_ONE.as_str()), new)
                     .fetch_optional(&mut *conn)
                     .await?;
-                if let Some(record) = created {
-                    return Ok(Inserted::Created(record));
+                match created {
+                    Some(record) => Ok(Inserted::Created(record)),
+                    None => Self::replay(conn, new, index).await,
                 }
-                // Only the idempotency index has ON CONFLICT, so the row
-                // holding this caller's request_id exists and is committed.
+            }
+
+            /// `new` was turned away by the idempotency index (the only one
+            /// with ON CONFLICT), so the row holding its request_id exists:
+            /// the same payload replays it, another is a conflict.
+            async fn replay(
+                conn: &mut <$db as sqlx::Database>::Connection,
+                new: &$crate::storage::NewTimesheet,
+                index: usize,
+            ) -> $crate::storage::Result<$crate::storage::Inserted> {
+                use $crate::storage::{Error, Inserted, sql};
                 let existing = sqlx::query_as::<_, sql::ReplayRow>(sql::FIND_BY_REQUEST)
                     .bind(&new.created_by)
                     .bind(&new.request_id)

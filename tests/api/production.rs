@@ -341,6 +341,67 @@ async fn concurrent_creates_on_sqlite_share_group_commits_and_all_are_stored() {
     app.shutdown().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replays_and_conflicts_in_a_shared_commit_are_answered_each_on_its_own() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let keyed = |request_id: &str, hours: f64| CreateTimesheetRequest {
+        request_id: request_id.into(),
+        ..create("2026-11-27", "Website", hours)
+    };
+    // Stored before: each later create with its key and other hours clashes.
+    for i in 0..8 {
+        app.employee("alice@exampleco.com")
+            .create_timesheet(keyed(&format!("clash-{i}"), 1.0))
+            .await
+            .expect("stored first");
+    }
+    let requests = (0..16)
+        .map(|_| keyed("", 2.0))
+        .chain((0..8).map(|_| keyed("same", 3.0)))
+        .chain((0..8).map(|i| keyed(&format!("clash-{i}"), 4.0)));
+    let calls: Vec<_> = requests
+        .map(|request| {
+            let mut client = app.employee("alice@exampleco.com");
+            tokio::spawn(async move { client.create_timesheet(request).await })
+        })
+        .collect();
+    let mut outcomes = Vec::new();
+    for call in calls {
+        outcomes.push(call.await.expect("joined").map(|r| r.into_inner()));
+    }
+    let (plain, rest) = outcomes.split_at(16);
+    let (same, clashes) = rest.split_at(8);
+    let plain_ids: std::collections::HashSet<_> = plain
+        .iter()
+        .map(|o| o.as_ref().expect("a plain create succeeds").id.clone())
+        .collect();
+    assert_eq!(plain_ids.len(), 16);
+    let same_ids: std::collections::HashSet<_> = same
+        .iter()
+        .map(|o| o.as_ref().expect("a repeated key replays").id.clone())
+        .collect();
+    assert_eq!(same_ids.len(), 1, "one row for one key: {same_ids:?}");
+    for clash in clashes {
+        let status = clash
+            .as_ref()
+            .expect_err("another payload under a used key");
+        assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+    }
+    let listed = app
+        .employee("alice@exampleco.com")
+        .list_timesheets(ListTimesheetsRequest {
+            page_size: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("list")
+        .into_inner();
+    assert_eq!(listed.timesheets.len(), 8 + 16 + 1);
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn a_caller_over_its_rate_limit_is_refused_and_others_are_not() {
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
