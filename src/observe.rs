@@ -386,8 +386,5 @@ fn resource_exhausted_for_oversized_messages<B>(response: &mut Response<B>) {
 /// A short, stable, non-reversible tag for a subject in logs.
 pub fn subject_tag(subject: &str) -> String {
     let digest = digest::digest(&digest::SHA256, subject.as_bytes());
-    digest.as_ref()[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(&digest.as_ref()[..6])
 }

@@ -146,11 +146,7 @@ fn fingerprint(kind: &str, user_id: &str, input: &TimesheetInput) -> String {
         ctx.update(&(part.len() as u64).to_be_bytes());
         ctx.update(part.as_bytes());
     }
-    ctx.finish()
-        .as_ref()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    hex::encode(ctx.finish())
 }
 
 /// Splits `limit + 1` rows into a page and the token for the next one.
