@@ -27,6 +27,10 @@
 #   PROFILE=1                                record the server with `perf record -g` during each
 #                                            measured run; the flat profile goes to logs/rowN.profile.txt
 #                                            (implies KEEP_WORK=1; needs linux-perf)
+#   PROFILE_CALL_GRAPH="--call-graph dwarf,8192"
+#                                            perf's call-graph option (default -g, frame pointers:
+#                                            cheap, but std and most crates keep none, so stacks
+#                                            break; dwarf unwinds them, with big files and slow reports)
 #
 # Each row gets its own server process, so VmHWM is that row's peak RSS, and its
 # own database: an empty SQLite file for write rows, a seeded copy for read rows,
@@ -318,7 +322,7 @@ row() {
   local perf_pid=
   if [[ $PROFILE == 1 ]]; then
     # Software clock sampling works where hardware counters are not exposed.
-    perf record -q -e cpu-clock -F 999 -g -p "$SPID" -o "$LOGS/row$n.perf.data" -- sleep "$DURATION" \
+    perf record -q -e cpu-clock -F 999 ${PROFILE_CALL_GRAPH:--g} -p "$SPID" -o "$LOGS/row$n.perf.data" -- sleep "$DURATION" \
       >/dev/null 2>&1 & perf_pid=$!
     PIDS+=("$perf_pid")
   fi
