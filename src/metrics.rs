@@ -96,7 +96,7 @@ impl EncodeMetric for GroupSizes {
             .chain([f64::INFINITY])
             .zip(stats.sizes)
             .collect();
-        encoder.encode_histogram::<NoLabelSet>(stats.rows as f64, stats.groups, &buckets, None)
+        encoder.encode_histogram::<NoLabelSet>(stats.rows as f64, stats.groups(), &buckets, None)
     }
 
     fn metric_type(&self) -> MetricType {
@@ -176,14 +176,16 @@ impl Metrics {
     }
 
     /// One finished call to `method` (a gRPC path).
+    /// One finished call of `rpc` (the method's short name, as in the
+    /// request span).
     pub fn record_call(
         &self,
-        method: &str,
+        rpc: &str,
         protocol: &'static str,
         code: tonic::Code,
         elapsed: Duration,
     ) {
-        let method = method.rsplit('/').next().unwrap_or(method).to_owned();
+        let method = rpc.to_owned();
         self.latency
             .get_or_create(&LatencyLabels {
                 method: method.clone(),

@@ -352,10 +352,11 @@ where
             if let Some(refusal) = response.extensions().get::<AuthError>() {
                 metrics.record_auth_failure(refusal.reason());
             }
+            let rpc = method.rsplit('/').next().unwrap_or(&method);
             let span = tracing::Span::current();
-            span.record("rpc", method.rsplit('/').next().unwrap_or(&method));
+            span.record("rpc", rpc);
             span.record("grpc_code", transcode::code_name(code));
-            metrics.record_call(&method, protocol.as_str(), code, started.elapsed());
+            metrics.record_call(rpc, protocol.as_str(), code, started.elapsed());
             Ok(response)
         })
     }

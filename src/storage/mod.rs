@@ -97,8 +97,6 @@ pub const GROUP_SIZE_BOUNDS: [u64; 9] = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 /// Group-commit counts, for metrics: how many inserts each commit carried.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct WriteStats {
-    /// Transactions committed for inserts.
-    pub groups: u64,
     /// Inserts those transactions carried.
     pub rows: u64,
     /// Groups by size: entry `i` counts the groups larger than bound `i - 1`
@@ -107,6 +105,11 @@ pub struct WriteStats {
 }
 
 impl WriteStats {
+    /// Transactions committed for inserts: every one falls in one bucket.
+    pub fn groups(&self) -> u64 {
+        self.sizes.iter().sum()
+    }
+
     /// The bucket a group of `rows` inserts falls in.
     pub fn bucket(rows: usize) -> usize {
         GROUP_SIZE_BOUNDS.partition_point(|&bound| bound < rows as u64)

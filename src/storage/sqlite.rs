@@ -66,7 +66,6 @@ pub(super) struct SqliteStore {
 /// Counters the committer keeps for metrics.
 #[derive(Default)]
 struct GroupStats {
-    groups: AtomicU64,
     rows: AtomicU64,
     sizes: [AtomicU64; super::GROUP_SIZE_BOUNDS.len() + 1],
 }
@@ -151,7 +150,6 @@ impl SqliteStore {
 
     fn group_stats(&self) -> Option<super::WriteStats> {
         Some(super::WriteStats {
-            groups: self.stats.groups.load(Ordering::Relaxed),
             rows: self.stats.rows.load(Ordering::Relaxed),
             sizes: std::array::from_fn(|i| self.stats.sizes[i].load(Ordering::Relaxed)),
         })
@@ -192,7 +190,6 @@ async fn run_committer(
 ) {
     let mut group = Vec::with_capacity(MAX_GROUP);
     while pending.recv_many(&mut group, MAX_GROUP).await > 0 {
-        stats.groups.fetch_add(1, Ordering::Relaxed);
         stats.rows.fetch_add(group.len() as u64, Ordering::Relaxed);
         stats.sizes[super::WriteStats::bucket(group.len())].fetch_add(1, Ordering::Relaxed);
         commit_group(&writer, std::mem::take(&mut group)).await;
