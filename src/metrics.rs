@@ -175,7 +175,6 @@ impl Metrics {
         })
     }
 
-    /// One finished call to `method` (a gRPC path).
     /// One finished call of `rpc` (the method's short name, as in the
     /// request span).
     pub fn record_call(

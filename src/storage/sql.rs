@@ -76,9 +76,9 @@ pub(super) const GET_ANY_OWNER: &str = concat!(
 );
 
 /// A page's row limit, bound as parameter `$n`. The cast matters: SQLite
-/// plans a bare `LIMIT $n` with the bound value and so throws the cached
-/// plan away and re-parses the statement on every new binding (seen with the bundled 3.51), which was a fifth of a list
-/// call's CPU. An expression keeps one
+/// (the bundled 3.51) plans a bare `LIMIT $n` with the bound value, so it
+/// throws the cached plan away and re-parses the statement on every new
+/// binding, which was a fifth of a list call's CPU. An expression keeps one
 /// plan; the index order already makes the plan right for any limit.
 macro_rules! page_limit {
     ($n:literal) => {
