@@ -17,8 +17,11 @@ use anyhow::Context;
 
 use super::sqlite_reads::Inline;
 use sqlx::{
-    SqlitePool,
-    sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous},
+    Connection, SqlitePool,
+    sqlite::{
+        SqliteConnectOptions, SqliteConnection, SqliteJournalMode, SqlitePoolOptions,
+        SqliteSynchronous,
+    },
 };
 use tokio::{
     sync::{mpsc, oneshot},
@@ -31,7 +34,26 @@ const READERS: u32 = 4;
 
 /// How long a connection waits for a lock (a checkpoint, another process)
 /// before failing with SQLITE_BUSY, which the service reports as UNAVAILABLE.
+/// At startup it is also how long a second process waits for the file.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// SQLite's unix VFS that takes one exclusive lock on the file for the whole
+/// process, the first time the file is read, and keeps the WAL index in
+/// process memory; connections in this process coordinate in memory.
+///
+/// With the default VFS every transaction takes and drops POSIX locks on
+/// the database and on its `-shm` file, four or more `fcntl` system calls,
+/// which were two fifths of a GetTimesheet's storage CPU under load
+/// (docs/performance.md). The price: no other process can open the file
+/// while the server runs; it waits `BUSY_TIMEOUT` and fails with "database
+/// is locked". That also enforces what the deployment guide asks: one
+/// server per SQLite file.
+///
+/// Every connection, readers included, must open the file read-write: a
+/// read-only one falls back to per-transaction POSIX locks, which in the
+/// same process would downgrade and then drop the process lock. Readers
+/// are kept from writing with `PRAGMA query_only` instead.
+pub(super) const VFS: &str = "unix-excl";
 
 /// How long a request waits for a pooled connection before UNAVAILABLE.
 const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -93,13 +115,36 @@ impl SqliteStore {
             // survives power loss, not just a process crash.
             .synchronous(SqliteSynchronous::Full)
             .busy_timeout(BUSY_TIMEOUT)
-            .foreign_keys(true);
+            .foreign_keys(true)
+            .vfs(VFS);
+        // Opened outside the pool first and held until the pool has its own
+        // connection: a pool that cannot connect reports only its timeout,
+        // and SQLite's "database is locked" from a file another process
+        // holds is the error an operator needs.
+        let first = SqliteConnection::connect_with(&options)
+            .await
+            .map_err(|err| {
+                let hint = if matches!(&err, sqlx::Error::Database(db) if db.code().as_deref() == Some("5")) {
+                    " (another process holds it: one server per SQLite file)"
+                } else {
+                    ""
+                };
+                anyhow::Error::new(err).context(format!("opening SQLite database {url:?}{hint}"))
+            })?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
+            // Never recycled: while it is open this process holds the file
+            // (see `VFS`), so no other process can slip in between.
+            .idle_timeout(None)
+            .max_lifetime(None)
             .acquire_timeout(ACQUIRE_TIMEOUT)
             .connect_with(options.clone())
             .await
             .with_context(|| format!("opening SQLite database {url:?}"))?;
+        first
+            .close()
+            .await
+            .context("closing the first SQLite connection")?;
         sqlx::migrate!("migrations/sqlite")
             .run(&writer)
             .await
@@ -113,7 +158,7 @@ impl SqliteStore {
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
             .acquire_timeout(ACQUIRE_TIMEOUT)
-            .connect_with(options.read_only(true))
+            .connect_with(options.pragma("query_only", "ON"))
             .await
             .with_context(|| format!("opening SQLite readers for {url:?}"))?;
         let (queue, pending) = mpsc::channel(QUEUE_DEPTH);

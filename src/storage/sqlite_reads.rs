@@ -52,10 +52,14 @@ impl Reads {
     }
 
     fn open(&self) -> rusqlite::Result<Connection> {
-        let conn = Connection::open_with_flags(
+        // Read-write only for the VFS's sake (see `sqlite::VFS`); `query_only`
+        // keeps these connections from writing.
+        let conn = Connection::open_with_flags_and_vfs(
             &self.path,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            super::sqlite::VFS,
         )?;
+        conn.pragma_update(None, "query_only", true)?;
         // rusqlite's default is 5 s; here a lock must fail fast instead.
         conn.busy_timeout(Duration::ZERO)?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
@@ -186,7 +190,12 @@ mod tests {
         let path = database();
         // A connection in exclusive locking mode shuts every reader out until
         // it closes: the one way to make a WAL reader meet a lock on demand.
-        let holder = Connection::open(&path).expect("open");
+        let holder = Connection::open_with_flags_and_vfs(
+            &path,
+            OpenFlags::default(),
+            crate::storage::sqlite::VFS,
+        )
+        .expect("open");
         holder
             .execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;")
             .expect("take the lock");

@@ -1,5 +1,6 @@
 //! kill -9 under write load: every acknowledged create survives, on SQLite
-//! and PostgreSQL. The server runs as its real binary so it can be killed.
+//! and PostgreSQL. The server runs as its real binary so it can be killed;
+//! the same goes for SIGTERM and for a second process on one SQLite file.
 
 use std::{
     sync::{Arc, Mutex},
@@ -10,7 +11,7 @@ use serde_json::json;
 use tokio::process::Command;
 
 use crate::helpers::*;
-use crate::issuer::TestIssuer;
+use crate::issuer::{AUDIENCE, TestIssuer};
 
 async fn acked_creates_survive_kill_9(backend: Backend) {
     let Some(db) = TestDb::create(backend).await else {
@@ -208,6 +209,49 @@ async fn sigterm_drains_and_the_process_exits_0() {
     assert!(status.success(), "exit status {status:?}");
     // The listener is closed: nothing answers on the old address.
     assert!(tokio::net::TcpStream::connect(&addr).await.is_err());
+    issuer.stop().await;
+    db.remove().await;
+}
+
+#[tokio::test]
+async fn a_second_server_on_the_same_sqlite_file_refuses_to_start_and_the_first_keeps_serving() {
+    let Some(db) = TestDb::create(Backend::Sqlite).await else {
+        return;
+    };
+    let issuer = TestIssuer::start().await;
+    let Binary {
+        child: mut first,
+        addr,
+        ..
+    } = start_binary(&db.url(), &issuer, "info").await;
+    let second = Command::new(env!("CARGO_BIN_EXE_timesheets"))
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
+        .arg(db.url())
+        .args(["--issuer", &issuer.url(), "--audience", AUDIENCE])
+        .env("RUST_LOG", "warn")
+        .kill_on_drop(true)
+        .output();
+    let second = tokio::time::timeout(Duration::from_secs(60), second)
+        .await
+        .expect("the second server gives up within its busy timeout")
+        .expect("run the second server");
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert!(!second.status.success(), "second server started: {stderr}");
+    assert!(
+        stderr.contains("database is locked"),
+        "unclear startup error: {stderr}"
+    );
+    let token = issuer.token("alice@exampleco.com", EMPLOYEE);
+    let created = reqwest::Client::new()
+        .post(format!("http://{addr}/timesheets"))
+        .bearer_auth(&token)
+        .json(&json!({"date": "2026-11-27", "project": "Website", "hours": 1}))
+        .send()
+        .await
+        .expect("create");
+    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    first.start_kill().expect("stop");
+    first.wait().await.expect("reaped");
     issuer.stop().await;
     db.remove().await;
 }
