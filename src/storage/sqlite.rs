@@ -311,7 +311,7 @@ async fn insert_rows(
     if rows.is_empty() {
         return Ok(Vec::new());
     }
-    let statement = super::sql::insert(rows.len());
+    let statement = super::sql::insert(rows.len(), super::sql::Placeholders::Anonymous);
     let mut query = sqlx::query_as(sqlx::AssertSqlSafe(statement));
     for new in rows {
         query = SqliteStore::bind_insert(query, new);
