@@ -89,7 +89,7 @@ impl Shared {
             Ok(reply) => reply,
             Err(never) => match never {},
         };
-        let reply = response::read_reply(reply, binding.rpc.output()).await?;
+        let reply = response::read_reply(reply).await?;
         response::success(binding, &reply, &uri, &self.serialize, self.proto_names)
     }
 

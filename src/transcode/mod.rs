@@ -8,6 +8,8 @@
 //! - `routes`: method + path → binding, 404 and 405.
 //! - `scalar`: text → value, for path variables and query parameters.
 //! - `json`: JSON ↔ message through prost-reflect's serde support.
+//! - `reply_json`: a reply's protobuf bytes straight to JSON (the common
+//!   shapes; anything else goes through `json`).
 //! - `request`: body, path, query and headers → the request message.
 //! - `dispatch`: the axum handler and the in-process gRPC call.
 //! - `response`: the gRPC reply → the HTTP success response.
@@ -27,6 +29,7 @@ mod dispatch;
 mod error;
 mod json;
 mod openapi;
+mod reply_json;
 mod request;
 mod response;
 mod routes;

@@ -10,12 +10,13 @@ use base64::{
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use http_body_util::BodyExt;
 use percent_encoding::percent_decode_str;
-use prost_reflect::{DynamicMessage, MessageDescriptor, SerializeOptions, Value};
+use prost_reflect::{DynamicMessage, Kind, SerializeOptions};
 use tonic::Code;
 
 use super::{
     error::TranscodeError,
     json::{self, JSON_CONTENT_TYPE},
+    reply_json,
     rules::Binding,
 };
 
@@ -29,11 +30,11 @@ const DETAILS_BASE64: GeneralPurpose = GeneralPurpose::new(
 pub(crate) const NEXT_PAGE_TOKEN: &str = "next_page_token";
 pub(crate) const PAGE_TOKEN: &str = "page_token";
 
-/// Waits for the whole reply and returns its one message, or the failure.
+/// Waits for the whole reply and returns its one message's encoding, or the
+/// failure.
 pub(crate) async fn read_reply(
     reply: http::Response<tonic::body::Body>,
-    output: MessageDescriptor,
-) -> Result<DynamicMessage, TranscodeError> {
+) -> Result<Bytes, TranscodeError> {
     let (parts, body) = reply.into_parts();
     if let Some(failure) = failure(&parts.headers, &parts.headers) {
         return Err(failure);
@@ -69,9 +70,7 @@ pub(crate) async fn read_reply(
             "the gRPC reply ended without grpc-status".into(),
         ));
     }
-    let frame = single_frame(collected.to_bytes())?;
-    DynamicMessage::decode(output, frame)
-        .map_err(|err| TranscodeError::Internal(format!("decoding the reply: {err}")))
+    single_frame(collected.to_bytes())
 }
 
 /// A non-OK `grpc-status` in `headers`, with the challenge looked up there
@@ -137,10 +136,13 @@ fn single_frame(bytes: Bytes) -> Result<Bytes, TranscodeError> {
     Ok(bytes.slice(5..))
 }
 
-/// Renders a successful call.
+/// Renders a successful call from the reply message's encoding. The JSON
+/// comes from `reply_json` when it can write it, else from prost-reflect;
+/// a `DynamicMessage` is decoded only when that path or the `Location`
+/// header needs one.
 pub(crate) fn success(
     binding: &Binding,
-    message: &DynamicMessage,
+    payload: &Bytes,
     uri: &Uri,
     options: &SerializeOptions,
     proto_names: bool,
@@ -150,13 +152,23 @@ pub(crate) fn success(
         *response.status_mut() = StatusCode::NO_CONTENT;
         return Ok(response);
     }
-    let body = json::write_message(
-        message,
-        binding.response_body.as_ref(),
-        options,
-        proto_names,
-    )
-    .map_err(|err| TranscodeError::Internal(format!("writing the reply as JSON: {err}")))?;
+    let output = binding.rpc.output();
+    let decode = || {
+        DynamicMessage::decode(output.clone(), payload.clone())
+            .map_err(|err| TranscodeError::Internal(format!("decoding the reply: {err}")))
+    };
+    let field = binding.response_body.as_ref();
+    let (body, mut message) = match reply_json::write(payload, &output, field, proto_names) {
+        Some(body) => (body, None),
+        None => {
+            let message = decode()?;
+            let body =
+                json::write_message(&message, field, options, proto_names).map_err(|err| {
+                    TranscodeError::Internal(format!("writing the reply as JSON: {err}"))
+                })?;
+            (body, Some(message))
+        }
+    };
     let mut response = Response::new(axum::body::Body::from(body));
     *response.status_mut() = binding.success;
     let headers = response.headers_mut();
@@ -164,10 +176,16 @@ pub(crate) fn success(
         header::CONTENT_TYPE,
         HeaderValue::from_static(JSON_CONTENT_TYPE),
     );
-    if let Some(location) = location(binding, message) {
-        headers.insert(header::LOCATION, location);
+    if binding.location.is_some() {
+        let message = match message.take() {
+            Some(message) => message,
+            None => decode()?,
+        };
+        if let Some(location) = location(binding, &message) {
+            headers.insert(header::LOCATION, location);
+        }
     }
-    if let Some(link) = next_link(binding, message, uri) {
+    if let Some(link) = next_link(binding, payload, uri) {
         headers.insert(header::LINK, link);
     }
     Ok(response)
@@ -185,17 +203,18 @@ fn location(binding: &Binding, message: &DynamicMessage) -> Option<HeaderValue> 
 /// RFC 8288 `Link: <path?…&page_token=…>; rel="next"` for a list whose
 /// token the bare-array body cannot carry. The other query parameters are
 /// kept, because page tokens are only valid with the same filters.
-fn next_link(binding: &Binding, message: &DynamicMessage, uri: &Uri) -> Option<HeaderValue> {
+fn next_link(binding: &Binding, payload: &[u8], uri: &Uri) -> Option<HeaderValue> {
     let body_field = binding.response_body.as_ref()?;
     if body_field.name() == NEXT_PAGE_TOKEN
         || binding.rpc.input().get_field_by_name(PAGE_TOKEN).is_none()
     {
         return None;
     }
-    let token = match message.get_field_by_name(NEXT_PAGE_TOKEN)?.into_owned() {
-        Value::String(token) if !token.is_empty() => token,
-        _ => return None,
-    };
+    let field = binding.rpc.output().get_field_by_name(NEXT_PAGE_TOKEN)?;
+    if field.kind() != Kind::String || field.is_list() {
+        return None;
+    }
+    let token = reply_json::string_field(payload, field.number()).filter(|t| !t.is_empty())?;
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     for (key, value) in url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
         if key != PAGE_TOKEN {

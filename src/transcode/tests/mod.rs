@@ -7,6 +7,7 @@
 //! - `golden`: one request per binding of timesheets.proto → the exact gRPC request.
 //! - `interop`: the same paths against a real tonic server.
 //! - `replies`: success responses (status, Location, Link, field names).
+//! - `reply_json`: the direct reply writer against prost-reflect, on random messages.
 //! - `errors`: every error shape.
 //! - `generic`: rule features timesheets.proto does not use, on a test pool.
 
@@ -16,6 +17,7 @@ mod golden;
 mod interop;
 mod json;
 mod replies;
+mod reply_json;
 mod template;
 
 use std::{
