@@ -10,7 +10,7 @@ use base64::{
 use http::{HeaderMap, HeaderValue, StatusCode, Uri, header};
 use http_body_util::BodyExt;
 use percent_encoding::percent_decode_str;
-use prost_reflect::{DynamicMessage, Kind, SerializeOptions};
+use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, SerializeOptions};
 use tonic::Code;
 
 use super::{
@@ -137,9 +137,9 @@ fn single_frame(bytes: Bytes) -> Result<Bytes, TranscodeError> {
 }
 
 /// Renders a successful call from the reply message's encoding. The JSON
-/// comes from `reply_json` when it can write it, else from prost-reflect;
-/// a `DynamicMessage` is decoded only when that path or the `Location`
-/// header needs one.
+/// comes from `reply_json` when it can write it, else from prost-reflect
+/// (the only case that decodes a `DynamicMessage`); `Location` and `Link`
+/// read their one string field from the encoding.
 pub(crate) fn success(
     binding: &Binding,
     payload: &Bytes,
@@ -153,20 +153,15 @@ pub(crate) fn success(
         return Ok(response);
     }
     let output = binding.rpc.output();
-    let decode = || {
-        DynamicMessage::decode(output.clone(), payload.clone())
-            .map_err(|err| TranscodeError::Internal(format!("decoding the reply: {err}")))
-    };
     let field = binding.response_body.as_ref();
-    let (body, mut message) = match reply_json::write(payload, &output, field, proto_names) {
-        Some(body) => (body, None),
+    let body = match reply_json::write(payload, &output, field, proto_names) {
+        Some(body) => body,
         None => {
-            let message = decode()?;
-            let body =
-                json::write_message(&message, field, options, proto_names).map_err(|err| {
-                    TranscodeError::Internal(format!("writing the reply as JSON: {err}"))
-                })?;
-            (body, Some(message))
+            let message = DynamicMessage::decode(output, payload.clone())
+                .map_err(|err| TranscodeError::Internal(format!("decoding the reply: {err}")))?;
+            json::write_message(&message, field, options, proto_names).map_err(|err| {
+                TranscodeError::Internal(format!("writing the reply as JSON: {err}"))
+            })?
         }
     };
     let mut response = Response::new(axum::body::Body::from(body));
@@ -176,14 +171,8 @@ pub(crate) fn success(
         header::CONTENT_TYPE,
         HeaderValue::from_static(JSON_CONTENT_TYPE),
     );
-    if binding.location.is_some() {
-        let message = match message.take() {
-            Some(message) => message,
-            None => decode()?,
-        };
-        if let Some(location) = location(binding, &message) {
-            headers.insert(header::LOCATION, location);
-        }
+    if let Some(location) = location(binding, payload) {
+        headers.insert(header::LOCATION, location);
     }
     if let Some(link) = next_link(binding, payload, uri) {
         headers.insert(header::LINK, link);
@@ -193,11 +182,18 @@ pub(crate) fn success(
 
 /// The created resource's path, when the binding knows its GET template
 /// and the reply carries the identifying field.
-fn location(binding: &Binding, message: &DynamicMessage) -> Option<HeaderValue> {
+fn location(binding: &Binding, payload: &[u8]) -> Option<HeaderValue> {
     let location = binding.location.as_ref()?;
-    let value = message.get_field(&location.field);
-    let id = value.as_str().filter(|id| !id.is_empty())?;
-    HeaderValue::from_str(&location.template.expand(&[id])?).ok()
+    let id = string_field(payload, &location.field)?;
+    HeaderValue::from_str(&location.template.expand(&[&id])?).ok()
+}
+
+/// A top-level string field of the reply, when set and not empty.
+fn string_field(payload: &[u8], field: &FieldDescriptor) -> Option<String> {
+    if field.kind() != Kind::String || field.is_list() {
+        return None;
+    }
+    reply_json::string_field(payload, field.number()).filter(|s| !s.is_empty())
 }
 
 /// RFC 8288 `Link: <path?…&page_token=…>; rel="next"` for a list whose
@@ -211,10 +207,7 @@ fn next_link(binding: &Binding, payload: &[u8], uri: &Uri) -> Option<HeaderValue
         return None;
     }
     let field = binding.rpc.output().get_field_by_name(NEXT_PAGE_TOKEN)?;
-    if field.kind() != Kind::String || field.is_list() {
-        return None;
-    }
-    let token = reply_json::string_field(payload, field.number()).filter(|t| !t.is_empty())?;
+    let token = string_field(payload, &field)?;
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     for (key, value) in url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
         if key != PAGE_TOKEN {
