@@ -345,6 +345,14 @@ row() {
     read -r good bad < <(awk -v b="$before" -v a="$after" 'BEGIN { split(b, x, " "); split(a, y, " ");
       print y[1] - x[1], y[2] - x[2] }')
     echo "server counted $good $method calls with $code and $bad with other codes" >>"$LOGS/row$n.txt"
+    if (( bad > 0 )); then
+      # Which codes (cumulative over the server's life, warm-up included),
+      # so an error in the table can be told from, say, a call the load
+      # generator cancelled as it stopped.
+      log "row $n: $bad $method calls ended with another code than $code: $(curl -s "http://$ADDR/metrics" \
+        | awk -v m="method=\"$method\"" -v c="code=\"$code\"" \
+          '/^timesheets_requests_total\{/ && index($0, m) && !index($0, c) { printf "%s ", $0 }')"
+    fi
   fi
   rm -f "$WORK/row$n.h2log"
   stop_server
