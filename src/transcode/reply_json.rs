@@ -433,13 +433,11 @@ fn timestamp(out: &mut Vec<u8>, bytes: &[u8]) -> Option<()> {
         secs % 60
     )
     .ok()?;
-    if nanos == 0 {
-    } else if nanos % 1_000_000 == 0 {
-        write!(out, ".{:03}", nanos / 1_000_000).ok()?;
-    } else if nanos % 1_000 == 0 {
-        write!(out, ".{:06}", nanos / 1_000).ok()?;
-    } else {
-        write!(out, ".{nanos:09}").ok()?;
+    match nanos {
+        0 => {}
+        n if n % 1_000_000 == 0 => write!(out, ".{:03}", n / 1_000_000).ok()?,
+        n if n % 1_000 == 0 => write!(out, ".{:06}", n / 1_000).ok()?,
+        n => write!(out, ".{n:09}").ok()?,
     }
     out.extend_from_slice(b"Z\"");
     Some(())
