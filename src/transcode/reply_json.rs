@@ -7,12 +7,13 @@
 //! was two fifths of the request's CPU in the peer benchmark
 //! (docs/performance.md). This writer walks the wire format once, guided
 //! by the descriptor, for the shapes replies have here: scalars, strings,
-//! enums, nested messages, repeated fields and `google.protobuf.Timestamp`.
+//! enums, nested messages, repeated fields, oneofs and
+//! `google.protobuf.Timestamp`.
 //!
 //! prost-reflect stays the reference. For anything else (maps, bytes, the
-//! other well-known types, extensions, a singular message sent twice so
-//! its parts would merge, malformed input, a timestamp outside the JSON
-//! range) [`write`] returns `None` and the caller takes the prost-reflect
+//! other well-known types, proto2, extensions, a singular message sent
+//! twice so its parts would merge, malformed input, a timestamp outside
+//! the JSON range) [`write`] returns `None` and the caller takes the prost-reflect
 //! path, which also reports the errors. The output must equal what
 //! `json::write_message` writes with the options of
 //! `transcode::serialize_options`, byte for byte: a test compares both on
@@ -48,6 +49,9 @@ pub(crate) fn write(
     match field {
         None => writer.message(&mut out, bytes, message, 0)?,
         Some(field) => {
+            if !supported(message) {
+                return None;
+            }
             let entries = scan(bytes)?;
             if !writer.field(&mut out, &entries, field, 0)? {
                 out.extend_from_slice(b"null");
@@ -151,18 +155,13 @@ impl Writer {
         desc: &MessageDescriptor,
         depth: u32,
     ) -> Option<()> {
-        // Proto2 fields can declare their own defaults and extensions add
-        // fields the descriptor does not list: both left to the reference.
-        if depth > MAX_DEPTH
-            || desc.extension_ranges().next().is_some()
-            || desc.parent_file().syntax() != Syntax::Proto3
-        {
+        if depth > MAX_DEPTH {
             return None;
         }
         if desc.full_name() == TIMESTAMP {
             return timestamp(out, bytes);
         }
-        if desc.full_name().starts_with("google.protobuf.") {
+        if !supported(desc) {
             return None;
         }
         let entries = scan(bytes)?;
@@ -274,7 +273,7 @@ impl Writer {
         }
         match (kind, value) {
             (Kind::Double, WireValue::Fixed64(b)) => float(out, f64::from_le_bytes(b)),
-            (Kind::Float, WireValue::Fixed32(b)) => float32(out, f32::from_le_bytes(b)),
+            (Kind::Float, WireValue::Fixed32(b)) => float(out, f32::from_le_bytes(b)),
             // Truncation is the wire format's rule for 32-bit varints.
             (Kind::Int32, WireValue::Varint(v)) => number(out, v as i32),
             (Kind::Uint32, WireValue::Varint(v)) => number(out, v as u32),
@@ -314,6 +313,16 @@ impl Writer {
             _ => None,
         }
     }
+}
+
+/// Whether this writer maps `desc`'s fields itself. The well-known types
+/// have JSON forms of their own (Timestamp's is written apart), proto2
+/// fields can declare their own defaults, and extensions add fields the
+/// descriptor does not list: all left to the reference path.
+fn supported(desc: &MessageDescriptor) -> bool {
+    !desc.full_name().starts_with("google.protobuf.")
+        && desc.extension_ranges().next().is_none()
+        && desc.parent_file().syntax() == Syntax::Proto3
 }
 
 fn comma(out: &mut Vec<u8>, first: &mut bool) {
@@ -376,30 +385,23 @@ fn quoted(out: &mut Vec<u8>, n: impl std::fmt::Display) -> Option<()> {
     write!(out, "\"{n}\"").ok()
 }
 
-fn float(out: &mut Vec<u8>, v: f64) -> Option<()> {
-    if v.is_finite() {
-        number(out, v)
+/// A finite value as a JSON number, spelled by serde_json for its own
+/// width; the others as the strings the JSON mapping names. (Widening an
+/// `f32` keeps NaN, the infinities and the sign.)
+fn float<F: Into<f64> + serde::Serialize + Copy>(out: &mut Vec<u8>, v: F) -> Option<()> {
+    let wide: f64 = v.into();
+    if wide.is_finite() {
+        return number(out, v);
+    }
+    let name = if wide.is_nan() {
+        "NaN"
+    } else if wide > 0.0 {
+        "Infinity"
     } else {
-        string(out, non_finite(v.is_nan(), v > 0.0));
-        Some(())
-    }
-}
-
-fn float32(out: &mut Vec<u8>, v: f32) -> Option<()> {
-    if v.is_finite() {
-        number(out, v)
-    } else {
-        string(out, non_finite(v.is_nan(), v > 0.0));
-        Some(())
-    }
-}
-
-fn non_finite(nan: bool, positive: bool) -> &'static str {
-    match (nan, positive) {
-        (true, _) => "NaN",
-        (false, true) => "Infinity",
-        (false, false) => "-Infinity",
-    }
+        "-Infinity"
+    };
+    string(out, name);
+    Some(())
 }
 
 fn string(out: &mut Vec<u8>, s: &str) {

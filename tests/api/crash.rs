@@ -175,6 +175,18 @@ async fn acknowledged_creates_survive_kill_9_on_postgres() {
     acked_creates_survive_kill_9(Backend::Postgres).await;
 }
 
+/// One REST create by alice on the binary at `addr`.
+async fn create_one(addr: &str, issuer: &TestIssuer) -> reqwest::StatusCode {
+    reqwest::Client::new()
+        .post(format!("http://{addr}/timesheets"))
+        .bearer_auth(issuer.token("alice@exampleco.com", EMPLOYEE))
+        .json(&json!({"date": "2026-11-27", "project": "Website", "hours": 1}))
+        .send()
+        .await
+        .expect("create")
+        .status()
+}
+
 #[tokio::test]
 async fn sigterm_drains_and_the_process_exits_0() {
     let Some(db) = TestDb::create(Backend::Sqlite).await else {
@@ -186,15 +198,10 @@ async fn sigterm_drains_and_the_process_exits_0() {
         addr,
         ..
     } = start_binary(&db.url(), &issuer, "info").await;
-    let token = issuer.token("alice@exampleco.com", EMPLOYEE);
-    let created = reqwest::Client::new()
-        .post(format!("http://{addr}/timesheets"))
-        .bearer_auth(&token)
-        .json(&json!({"date": "2026-11-27", "project": "Website", "hours": 1}))
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    assert_eq!(
+        create_one(&addr, &issuer).await,
+        reqwest::StatusCode::CREATED
+    );
     let pid = server.id().expect("running").to_string();
     let signalled = Command::new("kill")
         .args(["-TERM", &pid])
@@ -238,18 +245,13 @@ async fn a_second_server_on_the_same_sqlite_file_refuses_to_start_and_the_first_
     let stderr = String::from_utf8_lossy(&second.stderr);
     assert!(!second.status.success(), "second server started: {stderr}");
     assert!(
-        stderr.contains("database is locked"),
+        stderr.contains("database is locked") && stderr.contains("one server per SQLite file"),
         "unclear startup error: {stderr}"
     );
-    let token = issuer.token("alice@exampleco.com", EMPLOYEE);
-    let created = reqwest::Client::new()
-        .post(format!("http://{addr}/timesheets"))
-        .bearer_auth(&token)
-        .json(&json!({"date": "2026-11-27", "project": "Website", "hours": 1}))
-        .send()
-        .await
-        .expect("create");
-    assert_eq!(created.status(), reqwest::StatusCode::CREATED);
+    assert_eq!(
+        create_one(&addr, &issuer).await,
+        reqwest::StatusCode::CREATED
+    );
     first.start_kill().expect("stop");
     first.wait().await.expect("reaped");
     issuer.stop().await;

@@ -2,7 +2,8 @@
 //! prost-reflect's serializer with the transcoder's options), byte for
 //! byte, on random messages: every reply type of timesheets.proto and a
 //! test message with every scalar kind, enums, nesting, repeated and
-//! packed fields, proto3 `optional`, a oneof, maps and bytes.
+//! packed fields, proto3 `optional`, a oneof, maps and bytes, and every
+//! other message of the pool.
 
 use prost::Message as _;
 use prost_reflect::{DescriptorPool, DynamicMessage, Kind, MapKey, MessageDescriptor, Value};
@@ -340,6 +341,15 @@ fn every_reply_type_is_written_exactly_as_prost_reflect_writes_it() {
                 output.full_name()
             );
         }
+    }
+}
+
+#[test]
+fn every_message_of_the_pool_is_written_as_prost_reflect_writes_it_or_left_to_it() {
+    // descriptor.proto (proto2, extension ranges), the well-known types,
+    // google.api's rules: shapes the service's replies do not have.
+    for desc in descriptor_pool().all_messages() {
+        random_cases(&desc, 20);
     }
 }
 
