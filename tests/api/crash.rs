@@ -11,7 +11,7 @@ use serde_json::json;
 use tokio::process::Command;
 
 use crate::helpers::*;
-use crate::issuer::{AUDIENCE, TestIssuer};
+use crate::issuer::TestIssuer;
 
 async fn acked_creates_survive_kill_9(backend: Backend) {
     let Some(db) = TestDb::create(backend).await else {
@@ -231,13 +231,7 @@ async fn a_second_server_on_the_same_sqlite_file_refuses_to_start_and_the_first_
         addr,
         ..
     } = start_binary(&db.url(), &issuer, "info").await;
-    let second = Command::new(env!("CARGO_BIN_EXE_timesheets"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
-        .arg(db.url())
-        .args(["--issuer", &issuer.url(), "--audience", AUDIENCE])
-        .env("RUST_LOG", "warn")
-        .kill_on_drop(true)
-        .output();
+    let second = serve_command(&db.url(), &issuer, "warn").output();
     let second = tokio::time::timeout(Duration::from_secs(60), second)
         .await
         .expect("the second server gives up within its busy timeout")

@@ -385,10 +385,15 @@ pub struct Binary {
     pub logs: tokio::sync::mpsc::UnboundedReceiver<String>,
 }
 
-/// Starts the binary with JSON logs filtered by `log_filter` (`RUST_LOG`).
-pub async fn start_binary(database_url: &str, issuer: &TestIssuer, log_filter: &str) -> Binary {
-    use tokio::io::{AsyncBufReadExt, BufReader};
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_timesheets"))
+/// The binary's `serve` on an ephemeral port with JSON logs filtered by
+/// `log_filter` (`RUST_LOG`), not yet started.
+pub fn serve_command(
+    database_url: &str,
+    issuer: &TestIssuer,
+    log_filter: &str,
+) -> tokio::process::Command {
+    let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_timesheets"));
+    command
         .args([
             "--log-format",
             "json",
@@ -403,9 +408,16 @@ pub async fn start_binary(database_url: &str, issuer: &TestIssuer, log_filter: &
             AUDIENCE,
         ])
         .env("RUST_LOG", log_filter)
+        .kill_on_drop(true);
+    command
+}
+
+/// Starts the binary with JSON logs filtered by `log_filter` (`RUST_LOG`).
+pub async fn start_binary(database_url: &str, issuer: &TestIssuer, log_filter: &str) -> Binary {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut child = serve_command(database_url, issuer, log_filter)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
-        .kill_on_drop(true)
         .spawn()
         .expect("spawn the server binary");
     let stderr = child.stderr.take().expect("stderr");
