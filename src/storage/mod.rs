@@ -8,6 +8,7 @@
 mod postgres;
 mod sql;
 mod sqlite;
+mod sqlite_commit;
 mod sqlite_reads;
 
 use std::sync::Arc;
@@ -144,6 +145,18 @@ pub enum Error {
 impl From<sqlx::Error> for Error {
     fn from(err: sqlx::Error) -> Self {
         Error::classify(Arc::new(err))
+    }
+}
+
+impl From<rusqlite::Error> for Error {
+    /// SQLite's busy and locked codes are worth retrying, as in
+    /// [`is_transient`]; anything else is internal.
+    fn from(err: rusqlite::Error) -> Self {
+        if sqlite_reads::is_locked(&err) {
+            Error::Unavailable(Arc::new(err))
+        } else {
+            Error::Internal(Arc::new(err))
+        }
     }
 }
 

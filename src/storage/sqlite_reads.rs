@@ -135,7 +135,7 @@ impl Reads {
 }
 
 /// A row of `record_columns!()`, in its order.
-fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<TimesheetRecord> {
+pub(super) fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<TimesheetRecord> {
     Ok(TimesheetRecord {
         id: row.get(0)?,
         user_id: row.get(1)?,
@@ -150,7 +150,7 @@ fn record(row: &rusqlite::Row<'_>) -> rusqlite::Result<TimesheetRecord> {
     })
 }
 
-fn is_locked(err: &rusqlite::Error) -> bool {
+pub(super) fn is_locked(err: &rusqlite::Error) -> bool {
     matches!(
         err.sqlite_error_code(),
         Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
@@ -158,11 +158,11 @@ fn is_locked(err: &rusqlite::Error) -> bool {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A migrated WAL database in a fresh temporary folder.
-    fn database() -> PathBuf {
+    pub(in crate::storage) fn database() -> PathBuf {
         let dir = std::env::temp_dir().join(format!("timesheets-reads-{}", uuid::Uuid::now_v7()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let path = dir.join("db.sqlite");
