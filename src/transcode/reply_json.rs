@@ -19,7 +19,7 @@
 //! `transcode::serialize_options`, byte for byte: a test compares both on
 //! random messages of every reply type.
 
-use std::io::Write as _;
+use std::{collections::HashMap, io::Write as _};
 
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor, Syntax};
 
@@ -34,31 +34,211 @@ const TIMESTAMP: &str = "google.protobuf.Timestamp";
 const MIN_SECONDS: i64 = -62_135_596_800;
 const MAX_SECONDS: i64 = 253_402_300_799;
 
-/// `message`'s encoding as JSON, or only its `field` (a `response_body`
-/// rule: `null` when that field is an unset message). `proto_names` picks
-/// the keys as `serialize_options` does; defaults are always written and
-/// 64-bit integers are strings, as there.
+/// `message`'s encoding as JSON, or only its `field`; see [`Plan::write`].
+/// Builds the plan on every call: for tests and one-off uses.
+#[cfg(test)]
 pub(crate) fn write(
     bytes: &[u8],
     message: &MessageDescriptor,
     field: Option<&FieldDescriptor>,
     proto_names: bool,
 ) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(bytes.len() * 2 + 16);
-    let writer = Writer { proto_names };
-    match field {
-        None => writer.message(&mut out, bytes, message, 0)?,
-        Some(field) => {
-            if !supported(message) {
-                return None;
+    Plan::new(message, field).write(bytes, proto_names)
+}
+
+/// What the writer needs of one reply type, read from its descriptor once
+/// (at startup, per HTTP binding): field numbers, escaped keys, kinds,
+/// enum names. Asking the descriptor per field of every list entry was a
+/// third of the writer's time, much of it on the pool's shared reference
+/// count, which both worker threads touched for every field.
+pub(crate) struct Plan {
+    /// Every message type reachable from the reply; the reply is first.
+    messages: Vec<Shape>,
+    /// A `response_body` field of the reply, when the rule picks one.
+    field: Option<FieldPlan>,
+}
+
+impl std::fmt::Debug for Plan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Plan")
+            .field("messages", &self.messages.len())
+            .finish_non_exhaustive()
+    }
+}
+
+enum Shape {
+    Fields(Vec<FieldPlan>),
+    Timestamp,
+    /// Left to the reference path: see [`supported`].
+    Unsupported,
+}
+
+struct FieldPlan {
+    number: u32,
+    /// `"jsonName":` and `"name":`, escaped.
+    keys: [Box<[u8]>; 2],
+    list: bool,
+    presence: bool,
+    /// The field numbers of its oneof, when it is in one.
+    oneof: Option<Box<[u32]>>,
+    /// `None` for maps and groups, left to the reference path.
+    kind: Option<ValueKind>,
+}
+
+enum ValueKind {
+    Double,
+    Float,
+    Int32,
+    Uint32,
+    Sint32,
+    Int64,
+    Uint64,
+    Sint64,
+    Fixed32,
+    Sfixed32,
+    Fixed64,
+    Sfixed64,
+    Bool,
+    String,
+    /// Left to the reference path (base64).
+    Bytes,
+    Enum(EnumNames),
+    /// An index into [`Plan::messages`].
+    Message(usize),
+}
+
+struct EnumNames {
+    /// `google.protobuf.NullValue`, whose JSON is `null`: left to the
+    /// reference path.
+    null_value: bool,
+    /// Quoted name per number, as `EnumDescriptor::get_value` picks it.
+    names: HashMap<i32, Box<[u8]>>,
+    /// The default's number.
+    default: i32,
+}
+
+impl Plan {
+    pub(crate) fn new(message: &MessageDescriptor, field: Option<&FieldDescriptor>) -> Self {
+        let mut index = HashMap::new();
+        let mut pending = vec![message.clone()];
+        index.insert(message.full_name().to_owned(), 0);
+        let mut messages = Vec::new();
+        while let Some(desc) = pending.pop() {
+            // Slots are pushed in the order the indices were handed out:
+            // fill them by index, since `pending` is a stack.
+            let slot = index[desc.full_name()];
+            let mut reach = |nested: &MessageDescriptor| {
+                let next = index.len();
+                *index
+                    .entry(nested.full_name().to_owned())
+                    .or_insert_with(|| {
+                        pending.push(nested.clone());
+                        next
+                    })
+            };
+            let shape = if desc.full_name() == TIMESTAMP {
+                Shape::Timestamp
+            } else if !supported(&desc) {
+                Shape::Unsupported
+            } else {
+                Shape::Fields(
+                    desc.fields()
+                        .map(|f| FieldPlan::new(&f, &mut reach))
+                        .collect(),
+                )
+            };
+            if messages.len() <= slot {
+                messages.resize_with(slot + 1, || Shape::Unsupported);
             }
-            let entries = scan(bytes)?;
-            if !writer.field(&mut out, &entries, field, 0)? {
-                out.extend_from_slice(b"null");
+            messages[slot] = shape;
+        }
+        let field = field.map(|f| {
+            FieldPlan::new(f, &mut |nested| {
+                index.get(nested.full_name()).copied().unwrap_or(usize::MAX)
+            })
+        });
+        Self { messages, field }
+    }
+
+    /// The reply's encoding `bytes` as JSON, or only the rule's field
+    /// (`null` when that field is an unset message). `proto_names` picks
+    /// the keys as `serialize_options` does; defaults are always written
+    /// and 64-bit integers are strings, as there.
+    pub(crate) fn write(&self, bytes: &[u8], proto_names: bool) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(bytes.len() * 2 + 16);
+        let writer = Writer {
+            plan: self,
+            key: usize::from(proto_names),
+        };
+        match &self.field {
+            None => writer.message(&mut out, bytes, 0, 0)?,
+            Some(field) => {
+                if !matches!(self.messages.first(), Some(Shape::Fields(_))) {
+                    return None;
+                }
+                let entries = scan(bytes)?;
+                if !writer.field(&mut out, &entries, field, 0)? {
+                    out.extend_from_slice(b"null");
+                }
             }
         }
+        Some(out)
     }
-    Some(out)
+}
+
+impl FieldPlan {
+    fn new(field: &FieldDescriptor, reach: &mut dyn FnMut(&MessageDescriptor) -> usize) -> Self {
+        let key = |name: &str| {
+            let mut key = Vec::with_capacity(name.len() + 3);
+            string(&mut key, name);
+            key.push(b':');
+            key.into_boxed_slice()
+        };
+        let kind = (!field.is_map() && !field.is_group()).then(|| match field.kind() {
+            Kind::Double => ValueKind::Double,
+            Kind::Float => ValueKind::Float,
+            Kind::Int32 => ValueKind::Int32,
+            Kind::Uint32 => ValueKind::Uint32,
+            Kind::Sint32 => ValueKind::Sint32,
+            Kind::Int64 => ValueKind::Int64,
+            Kind::Uint64 => ValueKind::Uint64,
+            Kind::Sint64 => ValueKind::Sint64,
+            Kind::Fixed32 => ValueKind::Fixed32,
+            Kind::Sfixed32 => ValueKind::Sfixed32,
+            Kind::Fixed64 => ValueKind::Fixed64,
+            Kind::Sfixed64 => ValueKind::Sfixed64,
+            Kind::Bool => ValueKind::Bool,
+            Kind::String => ValueKind::String,
+            Kind::Bytes => ValueKind::Bytes,
+            Kind::Enum(desc) => {
+                let names = desc
+                    .values()
+                    .filter_map(|v| {
+                        let first = desc.get_value(v.number())?;
+                        let mut name = Vec::new();
+                        string(&mut name, first.name());
+                        Some((v.number(), name.into_boxed_slice()))
+                    })
+                    .collect();
+                ValueKind::Enum(EnumNames {
+                    null_value: desc.full_name() == "google.protobuf.NullValue",
+                    names,
+                    default: desc.default_value().number(),
+                })
+            }
+            Kind::Message(desc) => ValueKind::Message(reach(&desc)),
+        });
+        Self {
+            number: field.number(),
+            keys: [key(field.json_name()), key(field.name())],
+            list: field.is_list(),
+            presence: field.supports_presence(),
+            oneof: field
+                .containing_oneof()
+                .map(|oneof| oneof.fields().map(|f| f.number()).collect()),
+            kind,
+        }
+    }
 }
 
 /// The last value of string field `number` at the top level of `bytes`
@@ -143,46 +323,33 @@ fn scan(mut bytes: &[u8]) -> Option<Vec<Entry<'_>>> {
     Some(entries)
 }
 
-struct Writer {
-    proto_names: bool,
+struct Writer<'p> {
+    plan: &'p Plan,
+    /// Which of [`FieldPlan::keys`].
+    key: usize,
 }
 
-impl Writer {
-    fn message(
-        &self,
-        out: &mut Vec<u8>,
-        bytes: &[u8],
-        desc: &MessageDescriptor,
-        depth: u32,
-    ) -> Option<()> {
+impl Writer<'_> {
+    fn message(&self, out: &mut Vec<u8>, bytes: &[u8], index: usize, depth: u32) -> Option<()> {
         if depth > MAX_DEPTH {
             return None;
         }
-        if desc.full_name() == TIMESTAMP {
-            return timestamp(out, bytes);
-        }
-        if !supported(desc) {
-            return None;
-        }
+        let fields = match self.plan.messages.get(index)? {
+            Shape::Fields(fields) => fields,
+            Shape::Timestamp => return timestamp(out, bytes),
+            Shape::Unsupported => return None,
+        };
         let entries = scan(bytes)?;
         out.push(b'{');
         let mut first = true;
         // Field-number order, as prost-reflect writes them.
-        for field in desc.fields() {
+        for field in fields {
             let mark = out.len();
             if !first {
                 out.push(b',');
             }
-            string(
-                out,
-                if self.proto_names {
-                    field.name()
-                } else {
-                    field.json_name()
-                },
-            );
-            out.push(b':');
-            if self.field(out, &entries, &field, depth)? {
+            out.extend_from_slice(&field.keys[self.key]);
+            if self.field(out, &entries, field, depth)? {
                 first = false;
             } else {
                 out.truncate(mark);
@@ -198,33 +365,30 @@ impl Writer {
         &self,
         out: &mut Vec<u8>,
         entries: &[Entry<'_>],
-        field: &FieldDescriptor,
+        field: &FieldPlan,
         depth: u32,
     ) -> Option<bool> {
-        if field.is_map() || field.is_group() {
-            return None;
-        }
-        let kind = field.kind();
-        let mut values = entries.iter().filter(|e| e.number == field.number());
-        if field.is_list() {
+        let kind = field.kind.as_ref()?;
+        let mut values = entries.iter().filter(|e| e.number == field.number);
+        if field.list {
             out.push(b'[');
             let mut first = true;
             for entry in values {
-                match (entry.value, packable(&kind)) {
+                match (entry.value, packable(kind)) {
                     (WireValue::Len(mut packed), true) => {
                         while !packed.is_empty() {
-                            let value = match wire_of(&kind)? {
+                            let value = match wire_of(kind)? {
                                 0 => WireValue::Varint(varint(&mut packed)?),
                                 1 => WireValue::Fixed64(take(&mut packed, 8)?.try_into().ok()?),
                                 _ => WireValue::Fixed32(take(&mut packed, 4)?.try_into().ok()?),
                             };
                             comma(out, &mut first);
-                            self.value(out, value, &kind, depth)?;
+                            self.value(out, value, kind, depth)?;
                         }
                     }
                     (value, _) => {
                         comma(out, &mut first);
-                        self.value(out, value, &kind, depth)?;
+                        self.value(out, value, kind, depth)?;
                     }
                 }
             }
@@ -234,11 +398,8 @@ impl Writer {
         let mut last = values.next_back();
         // A oneof holds the member that came last on the wire; an earlier
         // member's value was cleared by it.
-        if let (Some(oneof), Some(entry)) = (field.containing_oneof(), &last) {
-            let latest = entries
-                .iter()
-                .rev()
-                .find(|e| oneof.fields().any(|f| f.number() == e.number));
+        if let (Some(members), Some(entry)) = (&field.oneof, &last) {
+            let latest = entries.iter().rev().find(|e| members.contains(&e.number));
             if latest.is_some_and(|latest| !std::ptr::eq(latest, *entry)) {
                 last = None;
             }
@@ -247,15 +408,15 @@ impl Writer {
             Some(entry) => {
                 // A singular message sent more than once is merged by a
                 // decoder: left to the reference path.
-                if matches!(kind, Kind::Message(_)) && values.next().is_some() {
+                if matches!(kind, ValueKind::Message(_)) && values.next().is_some() {
                     return None;
                 }
-                self.value(out, entry.value, &kind, depth)?;
+                self.value(out, entry.value, kind, depth)?;
                 Some(true)
             }
-            None if field.supports_presence() => Some(false),
+            None if field.presence => Some(false),
             None => {
-                default(out, &kind)?;
+                default(out, kind)?;
                 Some(true)
             }
         }
@@ -265,53 +426,59 @@ impl Writer {
         &self,
         out: &mut Vec<u8>,
         value: WireValue<'_>,
-        kind: &Kind,
+        kind: &ValueKind,
         depth: u32,
     ) -> Option<()> {
         if value.wire_type() != wire_of(kind)? {
             return None;
         }
         match (kind, value) {
-            (Kind::Double, WireValue::Fixed64(b)) => float(out, f64::from_le_bytes(b)),
-            (Kind::Float, WireValue::Fixed32(b)) => float(out, f32::from_le_bytes(b)),
+            (ValueKind::Double, WireValue::Fixed64(b)) => float(out, f64::from_le_bytes(b)),
+            (ValueKind::Float, WireValue::Fixed32(b)) => float(out, f32::from_le_bytes(b)),
             // Truncation is the wire format's rule for 32-bit varints.
-            (Kind::Int32, WireValue::Varint(v)) => number(out, v as i32),
-            (Kind::Uint32, WireValue::Varint(v)) => number(out, v as u32),
-            (Kind::Sint32, WireValue::Varint(v)) => {
+            (ValueKind::Int32, WireValue::Varint(v)) => number(out, v as i32),
+            (ValueKind::Uint32, WireValue::Varint(v)) => number(out, v as u32),
+            (ValueKind::Sint32, WireValue::Varint(v)) => {
                 let v = v as u32;
                 number(out, ((v >> 1) as i32) ^ -((v & 1) as i32))
             }
-            (Kind::Int64, WireValue::Varint(v)) => quoted(out, v as i64),
-            (Kind::Uint64, WireValue::Varint(v)) => quoted(out, v),
-            (Kind::Sint64, WireValue::Varint(v)) => {
+            (ValueKind::Int64, WireValue::Varint(v)) => quoted(out, v as i64),
+            (ValueKind::Uint64, WireValue::Varint(v)) => quoted(out, v),
+            (ValueKind::Sint64, WireValue::Varint(v)) => {
                 quoted(out, ((v >> 1) as i64) ^ -((v & 1) as i64))
             }
-            (Kind::Fixed32, WireValue::Fixed32(b)) => number(out, u32::from_le_bytes(b)),
-            (Kind::Sfixed32, WireValue::Fixed32(b)) => number(out, i32::from_le_bytes(b)),
-            (Kind::Fixed64, WireValue::Fixed64(b)) => quoted(out, u64::from_le_bytes(b)),
-            (Kind::Sfixed64, WireValue::Fixed64(b)) => quoted(out, i64::from_le_bytes(b)),
-            (Kind::Bool, WireValue::Varint(v)) => {
+            (ValueKind::Fixed32, WireValue::Fixed32(b)) => number(out, u32::from_le_bytes(b)),
+            (ValueKind::Sfixed32, WireValue::Fixed32(b)) => number(out, i32::from_le_bytes(b)),
+            (ValueKind::Fixed64, WireValue::Fixed64(b)) => quoted(out, u64::from_le_bytes(b)),
+            (ValueKind::Sfixed64, WireValue::Fixed64(b)) => quoted(out, i64::from_le_bytes(b)),
+            (ValueKind::Bool, WireValue::Varint(v)) => {
                 out.extend_from_slice(if v != 0 { b"true" } else { b"false" });
                 Some(())
             }
-            (Kind::String, WireValue::Len(data)) => {
+            (ValueKind::String, WireValue::Len(data)) => {
                 string(out, std::str::from_utf8(data).ok()?);
                 Some(())
             }
-            (Kind::Enum(desc), WireValue::Varint(v)) => {
-                let n = v as i32;
-                if desc.full_name() == "google.protobuf.NullValue" {
-                    return None;
-                }
-                match desc.get_value(n) {
-                    Some(value) => string(out, value.name()),
-                    None => number(out, n)?,
-                }
-                Some(())
+            (ValueKind::Enum(names), WireValue::Varint(v)) => names.write(out, v as i32),
+            (ValueKind::Message(index), WireValue::Len(data)) => {
+                self.message(out, data, *index, depth + 1)
             }
-            (Kind::Message(desc), WireValue::Len(data)) => self.message(out, data, desc, depth + 1),
             _ => None,
         }
+    }
+}
+
+impl EnumNames {
+    /// The value's name, or its number when the enum does not name it.
+    fn write(&self, out: &mut Vec<u8>, n: i32) -> Option<()> {
+        if self.null_value {
+            return None;
+        }
+        match self.names.get(&n) {
+            Some(name) => out.extend_from_slice(name),
+            None => number(out, n)?,
+        }
+        Some(())
     }
 }
 
@@ -333,44 +500,39 @@ fn comma(out: &mut Vec<u8>, first: &mut bool) {
 }
 
 /// The wire type of a kind's single value; `None` for bytes, which this
-/// writer leaves to the reference path (base64), and for groups.
-fn wire_of(kind: &Kind) -> Option<u8> {
+/// writer leaves to the reference path (base64).
+fn wire_of(kind: &ValueKind) -> Option<u8> {
+    use ValueKind as K;
     Some(match kind {
-        Kind::Double | Kind::Fixed64 | Kind::Sfixed64 => 1,
-        Kind::Float | Kind::Fixed32 | Kind::Sfixed32 => 5,
-        Kind::String | Kind::Message(_) => 2,
-        Kind::Bytes => return None,
+        K::Double | K::Fixed64 | K::Sfixed64 => 1,
+        K::Float | K::Fixed32 | K::Sfixed32 => 5,
+        K::String | K::Message(_) => 2,
+        K::Bytes => return None,
         _ => 0,
     })
 }
 
-fn packable(kind: &Kind) -> bool {
-    !matches!(kind, Kind::String | Kind::Bytes | Kind::Message(_))
+fn packable(kind: &ValueKind) -> bool {
+    !matches!(
+        kind,
+        ValueKind::String | ValueKind::Bytes | ValueKind::Message(_)
+    )
 }
 
 /// The JSON of an absent field without presence: its kind's zero.
-fn default(out: &mut Vec<u8>, kind: &Kind) -> Option<()> {
+fn default(out: &mut Vec<u8>, kind: &ValueKind) -> Option<()> {
+    use ValueKind as K;
     match kind {
-        Kind::Double | Kind::Float => out.extend_from_slice(b"0.0"),
-        Kind::Int64 | Kind::Uint64 | Kind::Sint64 | Kind::Fixed64 | Kind::Sfixed64 => {
+        K::Double | K::Float => out.extend_from_slice(b"0.0"),
+        K::Int64 | K::Uint64 | K::Sint64 | K::Fixed64 | K::Sfixed64 => {
             out.extend_from_slice(b"\"0\"")
         }
-        Kind::Int32 | Kind::Uint32 | Kind::Sint32 | Kind::Fixed32 | Kind::Sfixed32 => {
-            out.push(b'0')
-        }
-        Kind::Bool => out.extend_from_slice(b"false"),
-        Kind::String => out.extend_from_slice(b"\"\""),
-        Kind::Enum(desc) => {
-            if desc.full_name() == "google.protobuf.NullValue" {
-                return None;
-            }
-            // Looked up by number, as prost-reflect writes any enum value.
-            match desc.get_value(desc.default_value().number()) {
-                Some(value) => string(out, value.name()),
-                None => out.push(b'0'),
-            }
-        }
-        Kind::Bytes | Kind::Message(_) => return None,
+        K::Int32 | K::Uint32 | K::Sint32 | K::Fixed32 | K::Sfixed32 => out.push(b'0'),
+        K::Bool => out.extend_from_slice(b"false"),
+        K::String => out.extend_from_slice(b"\"\""),
+        // Looked up by number, as prost-reflect writes any enum value.
+        K::Enum(names) => names.write(out, names.default)?,
+        K::Bytes | K::Message(_) => return None,
     }
     Some(())
 }

@@ -154,7 +154,7 @@ pub(crate) fn success(
     }
     let output = binding.rpc.output();
     let field = binding.response_body.as_ref();
-    let body = match reply_json::write(payload, &output, field, proto_names) {
+    let body = match binding.reply.write(payload, proto_names) {
         Some(body) => body,
         None => {
             let message = DynamicMessage::decode(output, payload.clone())

@@ -53,6 +53,8 @@ pub(crate) struct Binding {
     pub path_fields: Vec<Vec<FieldDescriptor>>,
     pub body: BodyTarget,
     pub response_body: Option<FieldDescriptor>,
+    /// How the reply (or its `response_body` field) is written as JSON.
+    pub reply: Arc<super::reply_json::Plan>,
     /// The status of a successful call: 200, 201 or 204.
     pub success: StatusCode,
     pub location: Option<Location>,
@@ -183,6 +185,10 @@ fn binding(
         rpc: method.clone(),
         path_fields,
         body,
+        reply: Arc::new(super::reply_json::Plan::new(
+            &output,
+            response_body.as_ref(),
+        )),
         response_body,
         success,
         location: None,
