@@ -185,7 +185,7 @@ fresh_db() { # path
   rm -f "$1" "$1-wal" "$1-shm"
   sqlite3 "$TEMPLATE" "VACUUM INTO '$1'"
 }
-# N rows in one transaction, matching migrations/sqlite/0001_timesheets.sql:
+# N rows in one transaction, in the columns of migrations/sqlite/:
 # OWN_ROWS for the measured caller, the rest spread evenly over 999 other users
 # (1,000 users in all), a third of them approved.
 seed_db() { # path total-rows

@@ -65,7 +65,7 @@ pub(super) fn insert(rows: usize, placeholders: Placeholders) -> String {
         sql.push(')');
     }
     sql.push_str(concat!(
-        " ON CONFLICT (created_by, request_id) DO NOTHING RETURNING ",
+        " ON CONFLICT (created_by, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING ",
         record_columns!()
     ));
     sql
