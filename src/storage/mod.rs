@@ -3,7 +3,9 @@
 //! [`Store`] has a SQLite implementation (the embedded default) and a
 //! PostgreSQL one (for replicas sharing a database); [`connect`] picks the
 //! backend from the URL scheme. Both share the SQL in `sql.rs`, and each
-//! applies its own migrations folder at startup.
+//! applies its own migrations folder at startup. SQLite's hot paths step
+//! SQLite directly: reads in `sqlite_reads.rs`, the group committer in
+//! `sqlite_commit.rs`.
 
 mod postgres;
 mod sql;
