@@ -73,15 +73,12 @@ where
     fn call(&mut self, request: http::Request<Body>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let subject = request
-            .extensions()
-            .get::<Principal>()
-            .map(|p| p.subject.clone());
-        if let Some(subject) = subject {
+        let caller = request.extensions().get::<Arc<Principal>>();
+        if let Some(caller) = caller {
             if self.limiter.len() > MAX_TRACKED_CALLERS {
                 self.limiter.retain_recent();
             }
-            if self.limiter.check_key(&subject).is_err() {
+            if self.limiter.check_key(&caller.subject).is_err() {
                 let mut status = Status::resource_exhausted(
                     "rate limit exceeded for this caller; retry shortly",
                 );

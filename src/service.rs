@@ -43,10 +43,10 @@ impl TimesheetApi {
 
 type Result<T> = std::result::Result<Response<T>, Status>;
 
-fn principal<T>(request: &Request<T>) -> std::result::Result<Principal, Error> {
+fn principal<T>(request: &Request<T>) -> std::result::Result<Arc<Principal>, Error> {
     request
         .extensions()
-        .get::<Principal>()
+        .get::<Arc<Principal>>()
         .cloned()
         .ok_or(Error::Unauthenticated)
 }

@@ -72,8 +72,7 @@ where
                 .await
             {
                 Ok(principal) => {
-                    tracing::Span::current()
-                        .record("subject", crate::observe::subject_tag(&principal.subject));
+                    tracing::Span::current().record("subject", principal.tag.as_str());
                     request.extensions_mut().insert(principal);
                     inner.call(request).await
                 }

@@ -50,7 +50,7 @@ pub struct TokenPolicy {
 
 /// A verified token remembered by its digest.
 struct Verdict {
-    principal: Principal,
+    principal: Arc<Principal>,
     exp: f64,
     issuer: String,
     key: Arc<VerifyingKey>,
@@ -160,7 +160,7 @@ impl TokenVerifier {
     }
 
     /// Validates `token` and returns the caller it identifies.
-    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+    pub async fn verify(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
         if token.len() > self.policy.max_token_bytes {
             return Err(malformed());
         }
@@ -180,7 +180,7 @@ impl TokenVerifier {
             Ok((principal, exp, issuer, key)) => {
                 if let (Some(cache), Some(digest)) = (&self.cache, digest) {
                     let verdict = Verdict {
-                        principal: principal.clone(),
+                        principal: Arc::clone(principal),
                         exp: *exp,
                         issuer: issuer.clone(),
                         key: Arc::clone(key),
@@ -198,7 +198,7 @@ impl TokenVerifier {
 
     /// A cache hit skips the signature, but time still passes and keys
     /// can be withdrawn: neither may change the verdict.
-    fn recheck(&self, verdict: &Verdict) -> Result<Principal, AuthError> {
+    fn recheck(&self, verdict: &Verdict) -> Result<Arc<Principal>, AuthError> {
         if unix_now() > verdict.exp + self.policy.leeway.as_secs_f64() {
             return Err(reject(Rejection::Expired));
         }
@@ -209,14 +209,14 @@ impl TokenVerifier {
         if !key_still_published {
             return Err(reject(Rejection::UnknownSigningKey));
         }
-        Ok(verdict.principal.clone())
+        Ok(Arc::clone(&verdict.principal))
     }
 
     async fn verify_uncached(
         &self,
         token: &str,
         seen: &mut Seen,
-    ) -> Result<(Principal, f64, String, Arc<VerifyingKey>), AuthError> {
+    ) -> Result<(Arc<Principal>, f64, String, Arc<VerifyingKey>), AuthError> {
         let mut parts = token.split('.');
         let (Some(header_b64), Some(claims_b64), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -273,7 +273,7 @@ impl TokenVerifier {
             return Err(reject(Rejection::SignatureInvalid));
         }
         let (principal, exp) = self.check_claims(&claims)?;
-        Ok((principal, exp, issuer.to_owned(), key))
+        Ok((Arc::new(principal), exp, issuer.to_owned(), key))
     }
 
     fn check_claims(&self, claims: &Map<String, Value>) -> Result<(Principal, f64), AuthError> {
@@ -335,6 +335,7 @@ impl TokenVerifier {
         }
         Ok((
             Principal {
+                tag: crate::observe::subject_tag(&subject),
                 subject,
                 identity,
                 scopes,
