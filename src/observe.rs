@@ -353,9 +353,16 @@ where
                 metrics.record_auth_failure(refusal.reason());
             }
             let rpc = method.rsplit('/').next().unwrap_or(&method);
-            let span = tracing::Span::current();
-            span.record("rpc", rpc);
-            span.record("grpc_code", transcode::code_name(code));
+            // Only the "request finished" line shows these, and it is written
+            // at debug, or as a warning for a 5xx; the fields cost a
+            // formatting pass each, so they are recorded only then.
+            if tracing::enabled!(tracing::Level::DEBUG)
+                || transcode::http_status(code).is_server_error()
+            {
+                let span = tracing::Span::current();
+                span.record("rpc", rpc);
+                span.record("grpc_code", transcode::code_name(code));
+            }
             metrics.record_call(rpc, protocol.as_str(), code, started.elapsed());
             Ok(response)
         })
