@@ -291,8 +291,16 @@ mod tests {
             ),
             ("empty token", &["Bearer "], Err(AuthError::InvalidRequest)),
             ("spaces around the token", &["Bearer   abc  "], Ok("abc")),
-            ("a tab is not a space", &["Bearer abc\t"], Err(AuthError::InvalidRequest)),
-            ("a character outside b64token", &["Bearer ab,c"], Err(AuthError::InvalidRequest)),
+            (
+                "a tab is not a space",
+                &["Bearer abc\t"],
+                Err(AuthError::InvalidRequest),
+            ),
+            (
+                "a character outside b64token",
+                &["Bearer ab,c"],
+                Err(AuthError::InvalidRequest),
+            ),
             ("scheme only", &["Bearer"], Err(AuthError::InvalidRequest)),
             (
                 "two tokens in one header",

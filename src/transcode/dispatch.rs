@@ -132,14 +132,16 @@ impl Shared {
         message: &DynamicMessage,
         parts: Parts,
     ) -> Result<http::Request<tonic::body::Body>, TranscodeError> {
-        let length = u32::try_from(message.encoded_len())
+        // `encode_to_vec` sizes the message once; a DynamicMessage's
+        // `encoded_len` walks every field through the descriptor, and asking
+        // for it before `encode` (which asks again) tripled that walk.
+        let encoded = message.encode_to_vec();
+        let length = u32::try_from(encoded.len())
             .map_err(|_| TranscodeError::Internal("request message exceeds 4 GiB".into()))?;
-        let mut frame = Vec::with_capacity(5 + message.encoded_len());
+        let mut frame = Vec::with_capacity(5 + encoded.len());
         frame.push(0);
         frame.extend_from_slice(&length.to_be_bytes());
-        message
-            .encode(&mut frame)
-            .map_err(|err| TranscodeError::Internal(format!("encoding the request: {err}")))?;
+        frame.extend_from_slice(&encoded);
 
         let mut call = http::Request::new(tonic::body::Body::new(http_body_util::Full::new(
             Bytes::from(frame),
