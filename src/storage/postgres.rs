@@ -73,6 +73,11 @@ impl PgStore {
     /// Nothing is queued outside the pool.
     async fn stop_writes(&self) {}
 
+    /// Writes go through the pool, which `ping` checks.
+    fn writes_accepted(&self) -> super::Result<()> {
+        Ok(())
+    }
+
     fn group_stats(&self) -> Option<super::WriteStats> {
         None
     }

@@ -419,6 +419,7 @@ macro_rules! impl_store {
             }
 
             async fn ping(&self) -> $crate::storage::Result<()> {
+                self.writes_accepted()?;
                 sqlx::query("SELECT 1").execute(&self.reader).await?;
                 Ok(())
             }

@@ -167,6 +167,12 @@ impl SqliteStore {
     async fn stop_writes(&self) {
         self.committer.stop().await;
     }
+
+    /// Readiness fails once the committer no longer takes inserts, so a
+    /// replica whose creates would all fail is taken out of rotation.
+    fn writes_accepted(&self) -> Result<()> {
+        self.committer.check()
+    }
 }
 
 use super::{Inserted, NewTimesheet, Result};

@@ -132,6 +132,18 @@ impl Committer {
         }
     }
 
+    /// `Ok` while inserts are taken: the queue is open and its thread is
+    /// there to drain it.
+    pub(super) fn check(&self) -> Result<()> {
+        let open = self
+            .queue
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .is_some_and(|queue| !queue.is_closed());
+        if open { Ok(()) } else { Err(closed()) }
+    }
+
     pub(super) fn stats(&self) -> WriteStats {
         WriteStats {
             rows: self.stats.rows.load(Ordering::Relaxed),
@@ -450,13 +462,33 @@ mod tests {
         let _ = std::fs::remove_dir_all(path.parent().expect("folder"));
     }
 
+    #[tokio::test]
+    async fn a_committer_whose_thread_is_gone_refuses_inserts_and_fails_its_check() {
+        // What a dead thread leaves: the queue's sender with nobody receiving.
+        let (queue, pending) = mpsc::channel(1);
+        drop(pending);
+        let committer = Committer {
+            queue: Mutex::new(Some(queue)),
+            thread: Mutex::new(None),
+            stats: Arc::default(),
+        };
+        assert!(matches!(committer.check(), Err(Error::Unavailable(_))));
+        let refused = committer.insert(new_timesheet(1, None, 7.5)).await;
+        assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn inserts_after_stop_are_refused_as_unavailable() {
         let path = database();
         let committer = Committer::start(&path).expect("start");
+        assert!(
+            committer.check().is_ok(),
+            "a running committer takes inserts"
+        );
         committer.stop().await;
         let refused = committer.insert(new_timesheet(1, None, 7.5)).await;
         assert!(matches!(refused, Err(Error::Unavailable(_))), "{refused:?}");
+        assert!(matches!(committer.check(), Err(Error::Unavailable(_))));
         let _ = std::fs::remove_dir_all(path.parent().expect("folder"));
     }
 }
