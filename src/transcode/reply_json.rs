@@ -13,7 +13,7 @@
 //! prost-reflect stays the reference. For anything else (maps, bytes, the
 //! other well-known types, proto2, extensions, a singular message sent
 //! twice so its parts would merge, malformed input, a timestamp outside
-//! the JSON range) [`write`] returns `None` and the caller takes the prost-reflect
+//! the JSON range) [`Plan::write`] returns `None` and the caller takes the prost-reflect
 //! path, which also reports the errors. The output must equal what
 //! `json::write_message` writes with the options of
 //! `transcode::serialize_options`, byte for byte: a test compares both on
@@ -54,8 +54,8 @@ pub(crate) fn write(
 pub(crate) struct Plan {
     /// Every message type reachable from the reply; the reply is first.
     messages: Vec<Shape>,
-    /// A `response_body` field of the reply, when the rule picks one.
-    field: Option<FieldPlan>,
+    /// What the body holds.
+    body: Body,
 }
 
 impl std::fmt::Debug for Plan {
@@ -64,6 +64,16 @@ impl std::fmt::Debug for Plan {
             .field("messages", &self.messages.len())
             .finish_non_exhaustive()
     }
+}
+
+enum Body {
+    /// The whole reply.
+    Message,
+    /// One field of the reply (a `response_body` rule): its position in
+    /// the reply's [`Shape::Fields`].
+    Field(usize),
+    /// A `response_body` field of a reply this writer does not map.
+    Unsupported,
 }
 
 enum Shape {
@@ -119,20 +129,18 @@ struct EnumNames {
 
 impl Plan {
     pub(crate) fn new(message: &MessageDescriptor, field: Option<&FieldDescriptor>) -> Self {
-        let mut index = HashMap::new();
-        let mut pending = vec![message.clone()];
-        index.insert(message.full_name().to_owned(), 0);
+        // Indices are handed out in the order types are first reached, and
+        // a queue takes them in that order, so each shape lands at its index.
+        let mut index = HashMap::from([(message.full_name().to_owned(), 0)]);
+        let mut pending = std::collections::VecDeque::from([message.clone()]);
         let mut messages = Vec::new();
-        while let Some(desc) = pending.pop() {
-            // Slots are pushed in the order the indices were handed out:
-            // fill them by index, since `pending` is a stack.
-            let slot = index[desc.full_name()];
+        while let Some(desc) = pending.pop_front() {
             let mut reach = |nested: &MessageDescriptor| {
                 let next = index.len();
                 *index
                     .entry(nested.full_name().to_owned())
                     .or_insert_with(|| {
-                        pending.push(nested.clone());
+                        pending.push_back(nested.clone());
                         next
                     })
             };
@@ -147,17 +155,17 @@ impl Plan {
                         .collect(),
                 )
             };
-            if messages.len() <= slot {
-                messages.resize_with(slot + 1, || Shape::Unsupported);
-            }
-            messages[slot] = shape;
+            messages.push(shape);
         }
-        let field = field.map(|f| {
-            FieldPlan::new(f, &mut |nested| {
-                index.get(nested.full_name()).copied().unwrap_or(usize::MAX)
-            })
-        });
-        Self { messages, field }
+        let body = match (field, messages.first()) {
+            (None, _) => Body::Message,
+            (Some(field), Some(Shape::Fields(fields))) => fields
+                .iter()
+                .position(|plan| plan.number == field.number())
+                .map_or(Body::Unsupported, Body::Field),
+            (Some(_), _) => Body::Unsupported,
+        };
+        Self { messages, body }
     }
 
     /// The reply's encoding `bytes` as JSON, or only the rule's field
@@ -170,17 +178,15 @@ impl Plan {
             plan: self,
             key: usize::from(proto_names),
         };
-        match &self.field {
-            None => writer.message(&mut out, bytes, 0, 0)?,
-            Some(field) => {
-                if !matches!(self.messages.first(), Some(Shape::Fields(_))) {
-                    return None;
-                }
+        match (&self.body, self.messages.first()) {
+            (Body::Message, _) => writer.message(&mut out, bytes, 0, 0)?,
+            (Body::Field(position), Some(Shape::Fields(fields))) => {
                 let entries = scan(bytes)?;
-                if !writer.field(&mut out, &entries, field, 0)? {
+                if !writer.field(&mut out, &entries, fields.get(*position)?, 0)? {
                     out.extend_from_slice(b"null");
                 }
             }
+            _ => return None,
         }
         Some(out)
     }
