@@ -153,7 +153,7 @@ fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
 }
 
 fn request_id(headers: &HeaderMap) -> HeaderValue {
-    headers
+    let mut id = headers
         .get(REQUEST_ID)
         .filter(|v| {
             !v.is_empty()
@@ -163,9 +163,16 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
         })
         .cloned()
         .unwrap_or_else(|| {
-            HeaderValue::from_str(&uuid::Uuid::now_v7().simple().to_string())
+            let mut text = uuid::Uuid::encode_buffer();
+            HeaderValue::from_str(uuid::Uuid::now_v7().simple().encode_lower(&mut text))
                 .unwrap_or_else(|_| HeaderValue::from_static("unknown"))
-        })
+        });
+    // Every response carries a different id, so HTTP/2 must not add it to
+    // the HPACK tables (`never indexed`): each one would push out entries
+    // that do repeat (the CORS headers), and every lookup would compare it
+    // against the earlier ids under the same name.
+    id.set_sensitive(true);
+    id
 }
 
 /// Probes and metrics bypass admission, so an overloaded server can still
@@ -395,4 +402,22 @@ fn resource_exhausted_for_oversized_messages<B>(response: &mut Response<B>) {
 pub fn subject_tag(subject: &str) -> String {
     let digest = digest::digest(&digest::SHA256, subject.as_bytes());
     hex::encode(&digest.as_ref()[..6])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_never_indexed_by_hpack_whether_made_or_echoed() {
+        let made = request_id(&HeaderMap::new());
+        assert_eq!(made.len(), 32);
+        assert!(made.is_sensitive());
+
+        let mut headers = HeaderMap::new();
+        headers.insert(REQUEST_ID, HeaderValue::from_static("client-chosen-7"));
+        let echoed = request_id(&headers);
+        assert_eq!(echoed, "client-chosen-7");
+        assert!(echoed.is_sensitive());
+    }
 }

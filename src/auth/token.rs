@@ -14,7 +14,6 @@ use std::{
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
-use aws_lc_rs::digest;
 use base64::{Engine, engine::general_purpose::URL_SAFE_NO_PAD};
 use jsonwebtoken::Algorithm;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
@@ -48,7 +47,7 @@ pub struct TokenPolicy {
     pub cache_capacity: usize,
 }
 
-/// A verified token remembered by its digest.
+/// What the cache remembers about a verified token.
 struct Verdict {
     principal: Arc<Principal>,
     exp: f64,
@@ -61,7 +60,13 @@ pub struct TokenVerifier {
     policy: TokenPolicy,
     /// Exact `iss` value → that issuer's keys. Keys never cross issuers.
     issuers: HashMap<String, Arc<KeyStore>>,
-    cache: Option<quick_cache::sync::Cache<[u8; 32], Arc<Verdict>>>,
+    /// Keyed by the whole token, compared byte for byte: a hit needs the
+    /// exact string that was verified, so no digest (and no collision
+    /// argument) stands between a lookup and the verdict, and a lookup
+    /// costs a fast hash of the token instead of a SHA-256 of it. Only
+    /// verified tokens are inserted, so the keys are at most
+    /// `cache_capacity` tokens of at most `max_token_bytes` each.
+    cache: Option<quick_cache::sync::Cache<Box<str>, Arc<Verdict>>>,
 }
 
 fn malformed() -> AuthError {
@@ -164,28 +169,21 @@ impl TokenVerifier {
         if token.len() > self.policy.max_token_bytes {
             return Err(malformed());
         }
-        let digest = self.cache.as_ref().map(|_| {
-            let mut out = [0u8; 32];
-            out.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
-            out
-        });
-        if let (Some(cache), Some(digest)) = (&self.cache, &digest)
-            && let Some(verdict) = cache.get(digest)
-        {
+        if let Some(verdict) = self.cache.as_ref().and_then(|cache| cache.get(token)) {
             return self.recheck(&verdict);
         }
         let mut seen = Seen::default();
         let result = self.verify_uncached(token, &mut seen).await;
         match &result {
             Ok((principal, exp, issuer, key)) => {
-                if let (Some(cache), Some(digest)) = (&self.cache, digest) {
+                if let Some(cache) = &self.cache {
                     let verdict = Verdict {
                         principal: Arc::clone(principal),
                         exp: *exp,
                         issuer: issuer.clone(),
                         key: Arc::clone(key),
                     };
-                    cache.insert(digest, Arc::new(verdict));
+                    cache.insert(token.into(), Arc::new(verdict));
                 }
             }
             Err(err) => tracing::debug!(
