@@ -15,6 +15,7 @@ use tonic::body::Body;
 use tower::{Layer, Service};
 
 use super::Authenticator;
+use crate::observe;
 
 /// Wraps a gRPC service so that no call reaches it unauthenticated.
 #[derive(Clone)]
@@ -72,9 +73,15 @@ where
                 .await
             {
                 Ok(principal) => {
-                    tracing::Span::current().record("subject", principal.tag.as_str());
+                    let tag = Arc::clone(&principal);
                     request.extensions_mut().insert(principal);
-                    inner.call(request).await
+                    let response = inner.call(request).await;
+                    if let Ok(response) = &response
+                        && observe::logged_in_full(observe::reply_code(response))
+                    {
+                        tracing::Span::current().record("subject", tag.tag.as_str());
+                    }
+                    response
                 }
                 Err(err) => {
                     tracing::debug!(path = request.uri().path(), reason = %err, "call refused");

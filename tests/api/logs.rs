@@ -73,3 +73,49 @@ async fn a_json_log_line_names_the_method_protocol_status_latency_hashed_caller_
     issuer.stop().await;
     db.remove().await;
 }
+
+#[tokio::test]
+async fn at_info_a_5xx_is_logged_as_a_warning_with_the_whole_request_and_a_success_is_not() {
+    let Some(db) = TestDb::create(Backend::Sqlite).await else {
+        return;
+    };
+    let issuer = TestIssuer::start().await;
+    // No keys at startup: every authenticated call is UNAVAILABLE (503).
+    issuer.set_down(true);
+    let mut binary = start_binary(&db.url(), &issuer, "info").await;
+    let http = reqwest::Client::new();
+    let healthy = http
+        .get(format!("http://{}/healthz", binary.addr))
+        .header("x-request-id", "fine-1")
+        .send()
+        .await
+        .expect("healthz");
+    assert_eq!(healthy.status(), reqwest::StatusCode::OK);
+    let failed = http
+        .get(format!("http://{}/timesheets", binary.addr))
+        .bearer_auth(issuer.token("alice@exampleco.com", EMPLOYEE))
+        .header("x-request-id", "fail-me-7")
+        .send()
+        .await
+        .expect("list");
+    assert_eq!(failed.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+
+    let mut seen = Vec::new();
+    let event = finished_event(&mut binary, "fail-me-7", &mut seen).await;
+    assert_eq!(event["level"], "WARN", "{event}");
+    let span = &event["span"];
+    assert_eq!(span["method"], "GET", "{event}");
+    assert_eq!(span["path"], "/timesheets", "{event}");
+    assert_eq!(span["protocol"], "json", "{event}");
+    assert_eq!(span["rpc"], "ListTimesheets", "{event}");
+    assert_eq!(span["grpc_code"], "UNAVAILABLE", "{event}");
+    assert_eq!(event["fields"]["status"], 503, "{event}");
+    // Lines arrive in order, so the earlier success would have come first.
+    assert!(
+        !seen.iter().any(|line| line.contains("fine-1")),
+        "a success is not logged at info: {seen:?}"
+    );
+    binary.child.kill().await.expect("stop the server");
+    issuer.stop().await;
+    db.remove().await;
+}
