@@ -126,7 +126,9 @@ fn new_timesheet(
         return Err(violations);
     };
     let kind = if owner.is_some() { "create" } else { "upload" };
-    let fingerprint = fingerprint(kind, &user_id, &input);
+    let fingerprint = request_id
+        .is_some()
+        .then(|| fingerprint(kind, &user_id, &input));
     Ok(NewTimesheet {
         id: uuid::Uuid::now_v7().simple().to_string(),
         user_id,

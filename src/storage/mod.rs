@@ -45,8 +45,18 @@ pub struct NewTimesheet {
     /// The caller who stored it; idempotency keys are scoped to this.
     pub created_by: String,
     pub request_id: Option<String>,
-    /// Digest of the request payload, compared when `request_id` repeats.
-    pub fingerprint: String,
+    /// Digest of the request payload, compared when `request_id` repeats;
+    /// present exactly when `request_id` is, since nothing else reads it.
+    pub fingerprint: Option<String>,
+}
+
+impl NewTimesheet {
+    /// Whether a stored row's fingerprint shows the same payload as this
+    /// request, so a repeated request_id replays the row instead of
+    /// conflicting with it.
+    pub fn same_payload(&self, stored: Option<&str>) -> bool {
+        matches!((stored, self.fingerprint.as_deref()), (Some(a), Some(b)) if a == b)
+    }
 }
 
 /// What an insert did.

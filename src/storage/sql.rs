@@ -283,7 +283,7 @@ macro_rules! impl_store {
                     .bind(&new.request_id)
                     .fetch_one(&mut *conn)
                     .await?;
-                if existing.fingerprint.as_deref() == Some(new.fingerprint.as_str()) {
+                if new.same_payload(existing.fingerprint.as_deref()) {
                     Ok(Inserted::Replayed(existing.record))
                 } else {
                     Err(Error::IdempotencyConflict { index })

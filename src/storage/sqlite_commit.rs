@@ -302,7 +302,7 @@ fn replay(conn: &Connection, new: &NewTimesheet) -> Result<Inserted> {
             ))
         },
     )?;
-    if fingerprint.as_deref() == Some(new.fingerprint.as_str()) {
+    if new.same_payload(fingerprint.as_deref()) {
         Ok(Inserted::Replayed(record))
     } else {
         Err(Error::IdempotencyConflict { index: 0 })
@@ -335,7 +335,7 @@ mod tests {
             create_time_us: 1_700_000_000_000_000 + n as i64,
             created_by: "importer".into(),
             request_id: request_id.map(str::to_owned),
-            fingerprint: format!("fingerprint {hours}"),
+            fingerprint: request_id.map(|_| format!("fingerprint {hours}")),
         }
     }
 
