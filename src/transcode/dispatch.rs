@@ -11,8 +11,7 @@ use axum::{
     response::Response,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Version, header, request::Parts};
-use prost::Message as _;
-use prost_reflect::{DeserializeOptions, DynamicMessage, SerializeOptions};
+use prost_reflect::{DeserializeOptions, SerializeOptions};
 use tower::ServiceExt as _;
 
 use super::{
@@ -75,7 +74,7 @@ impl Shared {
         };
         let body = self.read_body(&parts.headers, body).await?;
         json::check_depth(&body, self.max_json_depth)?;
-        let message = request::build(
+        let encoded = request::encode(
             binding,
             &captures,
             parts.uri.query(),
@@ -84,7 +83,7 @@ impl Shared {
             &self.deserialize,
         )?;
         let uri = parts.uri.clone();
-        let call = self.grpc_request(binding, &message, parts)?;
+        let call = self.grpc_request(binding, &encoded, parts)?;
         let reply = match self.grpc.clone().oneshot(call).await {
             Ok(reply) => reply,
             Err(never) => match never {},
@@ -129,19 +128,15 @@ impl Shared {
     fn grpc_request(
         &self,
         binding: &Binding,
-        message: &DynamicMessage,
+        encoded: &[u8],
         parts: Parts,
     ) -> Result<http::Request<tonic::body::Body>, TranscodeError> {
-        // `encode_to_vec` sizes the message once; a DynamicMessage's
-        // `encoded_len` walks every field through the descriptor, and asking
-        // for it before `encode` (which asks again) tripled that walk.
-        let encoded = message.encode_to_vec();
         let length = u32::try_from(encoded.len())
             .map_err(|_| TranscodeError::Internal("request message exceeds 4 GiB".into()))?;
         let mut frame = Vec::with_capacity(5 + encoded.len());
         frame.push(0);
         frame.extend_from_slice(&length.to_be_bytes());
-        frame.extend_from_slice(&encoded);
+        frame.extend_from_slice(encoded);
 
         let mut call = http::Request::new(tonic::body::Body::new(http_body_util::Full::new(
             Bytes::from(frame),

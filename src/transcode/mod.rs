@@ -31,6 +31,7 @@ mod json;
 mod openapi;
 mod reply_json;
 mod request;
+mod request_json;
 mod response;
 mod routes;
 mod rules;

@@ -5,6 +5,7 @@
 use std::collections::HashSet;
 
 use http::HeaderMap;
+use prost::Message as _;
 use prost_reflect::{
     DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, ReflectMessage as _, Value,
 };
@@ -22,6 +23,29 @@ use super::{
 const IDEMPOTENCY_KEY: &str = "idempotency-key";
 /// The conventional field (AIP-155) the idempotency key goes to.
 pub(crate) const REQUEST_ID_FIELD: &str = "request_id";
+
+/// The encoded request message for `binding`: written straight from the
+/// JSON body when only the body fills it and the direct writer covers it,
+/// else built as a `DynamicMessage` and encoded.
+pub(crate) fn encode(
+    binding: &Binding,
+    captures: &[Capture],
+    query: Option<&str>,
+    body: &[u8],
+    headers: &HeaderMap,
+    options: &DeserializeOptions,
+) -> Result<Vec<u8>, TranscodeError> {
+    let body_only = captures.is_empty()
+        && query.is_none_or(str::is_empty)
+        && !headers.contains_key(IDEMPOTENCY_KEY);
+    if body_only && let Some(encoded) = binding.request.as_ref().and_then(|plan| plan.write(body)) {
+        return Ok(encoded);
+    }
+    // `encode_to_vec` sizes the message once; a DynamicMessage's
+    // `encoded_len` walks every field through the descriptor, and asking
+    // for it before `encode` (which asks again) tripled that walk.
+    build(binding, captures, query, body, headers, options).map(|m| m.encode_to_vec())
+}
 
 /// The request message for `binding`.
 pub(crate) fn build(

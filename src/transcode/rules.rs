@@ -52,6 +52,9 @@ pub(crate) struct Binding {
     /// Resolved field chain per template variable, in template order.
     pub path_fields: Vec<Vec<FieldDescriptor>>,
     pub body: BodyTarget,
+    /// How a JSON body is written straight to protobuf, when its type is
+    /// one the direct writer covers.
+    pub request: Option<Arc<super::request_json::Plan>>,
     pub response_body: Option<FieldDescriptor>,
     /// How the reply (or its `response_body` field) is written as JSON.
     pub reply: Arc<super::reply_json::Plan>,
@@ -184,6 +187,14 @@ fn binding(
         grpc_path: format!("/{}/{}", method.parent_service().full_name(), method.name()).into(),
         rpc: method.clone(),
         path_fields,
+        request: match &body {
+            BodyTarget::None => None,
+            BodyTarget::Whole => super::request_json::Plan::new(&method.input(), None),
+            BodyTarget::Field(field) => {
+                super::request_json::Plan::new(&method.input(), Some(field))
+            }
+        }
+        .map(Arc::new),
         body,
         reply: Arc::new(super::reply_json::Plan::new(
             &output,

@@ -8,6 +8,7 @@
 //! - `interop`: the same paths against a real tonic server.
 //! - `replies`: success responses (status, Location, Link, field names).
 //! - `reply_json`: the direct reply writer against prost-reflect, on random messages.
+//! - `request_json`: the direct request writer against prost-reflect, on random and mutated bodies.
 //! - `errors`: every error shape.
 //! - `generic`: rule features timesheets.proto does not use, on a test pool.
 
@@ -18,6 +19,7 @@ mod interop;
 mod json;
 mod replies;
 mod reply_json;
+mod request_json;
 mod template;
 
 use std::{

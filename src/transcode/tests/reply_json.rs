@@ -16,19 +16,19 @@ use crate::{
 
 /// A small deterministic generator (xorshift64*): the cases are the same on
 /// every run, and a failure names the seed that made it.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 >> 12;
         self.0 ^= self.0 << 25;
         self.0 ^= self.0 >> 27;
         self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
-    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+    pub(super) fn pick<T: Copy>(&mut self, items: &[T]) -> T {
         items[self.below(items.len() as u64) as usize]
     }
 }
@@ -97,7 +97,7 @@ fn scalar(rng: &mut Rng, kind: &Kind, depth: u32) -> Value {
     }
 }
 
-fn message(rng: &mut Rng, desc: &MessageDescriptor, depth: u32) -> DynamicMessage {
+pub(super) fn message(rng: &mut Rng, desc: &MessageDescriptor, depth: u32) -> DynamicMessage {
     let mut message = DynamicMessage::new(desc.clone());
     if desc.full_name() == "google.protobuf.Timestamp" {
         let any = (rng.next() % 253_402_300_799) as i64;
@@ -175,7 +175,7 @@ fn agree(desc: &MessageDescriptor, bytes: &[u8], seed: u64) -> bool {
     wrote
 }
 
-fn everything_pool() -> DescriptorPool {
+pub(super) fn everything_pool() -> DescriptorPool {
     let field = |name: &str, number: u32, label: &str, kind: &str, extra: &str| {
         format!(
             r#"{{"name":"{name}","number":{number},"label":"LABEL_{label}","type":"TYPE_{kind}"{extra}}}"#
