@@ -45,6 +45,8 @@ pub enum Protocol {
 }
 
 impl Protocol {
+    pub const ALL: [Protocol; 3] = [Protocol::Grpc, Protocol::GrpcWeb, Protocol::Json];
+
     pub fn of(headers: &HeaderMap) -> Self {
         let content_type = headers
             .get(header::CONTENT_TYPE)
@@ -376,7 +378,8 @@ where
             .get::<Protocol>()
             .copied()
             .unwrap_or(Protocol::Grpc);
-        let method = request.uri().path().to_owned();
+        let path = request.uri().path();
+        let call = metrics.call_key(path.rsplit('/').next().unwrap_or(path), protocol);
         Box::pin(async move {
             let started = Instant::now();
             let Ok(mut response) = inner.call(request).await;
@@ -385,13 +388,12 @@ where
             if let Some(refusal) = response.extensions().get::<AuthError>() {
                 metrics.record_auth_failure(refusal.reason());
             }
-            let rpc = method.rsplit('/').next().unwrap_or(&method);
             if logged_in_full(code) {
                 let span = tracing::Span::current();
-                span.record("rpc", rpc);
+                span.record("rpc", metrics.method_label(call));
                 span.record("grpc_code", transcode::code_name(code));
             }
-            metrics.record_call(rpc, protocol.as_str(), code, started.elapsed());
+            metrics.record_call(call, code, started.elapsed());
             Ok(response)
         })
     }
