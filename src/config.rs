@@ -126,6 +126,7 @@ pub struct ServeConfig {
     pub max_token_bytes: usize,
 
     /// Verified tokens remembered to skip repeat signature checks (0 disables).
+    /// Each entry keeps the token itself, about 1 KB for a typical access token.
     #[arg(long, env = "TIMESHEETS_TOKEN_CACHE_SIZE", default_value_t = 10_000)]
     pub token_cache_size: usize,
 
