@@ -240,11 +240,8 @@ where
                 grpc_code = Empty,
             )
         };
-        let (method, uri) = if full {
-            (None, None)
-        } else {
-            (Some(request.method().clone()), Some(request.uri().clone()))
-        };
+        // What a 5xx warning records later, when the span lacks it.
+        let deferred = (!full).then(|| (request.method().clone(), request.uri().clone()));
         let deadline = match (grpc_timeout(request.headers()), protocol) {
             (Some(timeout), _) => Some(timeout),
             (None, Protocol::Json) => Some(admission.http_timeout),
@@ -308,7 +305,7 @@ where
             let status = response.status().as_u16();
             let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
             if response.status().is_server_error() {
-                if let (Some(method), Some(uri)) = (method, uri) {
+                if let Some((method, uri)) = deferred {
                     span.record("method", tracing::field::display(method));
                     span.record("path", uri.path());
                     span.record("protocol", protocol.as_str());

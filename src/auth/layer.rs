@@ -73,13 +73,13 @@ where
                 .await
             {
                 Ok(principal) => {
-                    let tag = Arc::clone(&principal);
+                    let caller = Arc::clone(&principal);
                     request.extensions_mut().insert(principal);
                     let response = inner.call(request).await;
                     if let Ok(response) = &response
                         && observe::logged_in_full(observe::reply_code(response))
                     {
-                        tracing::Span::current().record("subject", tag.tag.as_str());
+                        tracing::Span::current().record("subject", caller.tag.as_str());
                     }
                     response
                 }
