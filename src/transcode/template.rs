@@ -196,6 +196,10 @@ impl Template {
         }
         for (segment, raw) in self.segments[..fixed].iter().zip(path) {
             let ok = match segment {
+                // Every binding's literals are tried against every request
+                // path, so a segment without escapes is compared as it is:
+                // decoding it could not change it.
+                Segment::Literal(literal) if !raw.contains('%') => *raw == literal.as_str(),
                 Segment::Literal(literal) => percent_decode_str(raw)
                     .decode_utf8()
                     .is_ok_and(|s| s == literal.as_str()),
