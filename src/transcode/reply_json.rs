@@ -595,22 +595,47 @@ fn timestamp(out: &mut Vec<u8>, bytes: &[u8]) -> Option<()> {
     let days = seconds.div_euclid(86_400);
     let secs = seconds.rem_euclid(86_400);
     let (year, month, day) = civil_from_days(days);
-    write!(
-        out,
-        "\"{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    )
-    .ok()?;
+    // Digits pushed directly: `write!` went through the formatting
+    // machinery once per number, and a page of 50 entries has 100 of these.
+    out.push(b'"');
+    digits(out, year.unsigned_abs(), 4);
+    out.push(b'-');
+    digits(out, u64::from(month), 2);
+    out.push(b'-');
+    digits(out, u64::from(day), 2);
+    out.push(b'T');
+    let secs = secs.unsigned_abs();
+    digits(out, secs / 3600, 2);
+    out.push(b':');
+    digits(out, secs / 60 % 60, 2);
+    out.push(b':');
+    digits(out, secs % 60, 2);
+    let nanos = nanos.unsigned_abs();
     match nanos {
         0 => {}
-        n if n % 1_000_000 == 0 => write!(out, ".{:03}", n / 1_000_000).ok()?,
-        n if n % 1_000 == 0 => write!(out, ".{:06}", n / 1_000).ok()?,
-        n => write!(out, ".{n:09}").ok()?,
+        n if n % 1_000_000 == 0 => fraction(out, n / 1_000_000, 3),
+        n if n % 1_000 == 0 => fraction(out, n / 1_000, 6),
+        n => fraction(out, n, 9),
     }
     out.extend_from_slice(b"Z\"");
     Some(())
+}
+
+/// `value` in exactly `width` decimal digits, zero-padded; the caller
+/// keeps it below `10^width`.
+fn digits(out: &mut Vec<u8>, mut value: u64, width: usize) {
+    let start = out.len();
+    out.resize(start + width, b'0');
+    for slot in out[start..].iter_mut().rev() {
+        // A digit: below 10 by construction.
+        *slot = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+}
+
+fn fraction(out: &mut Vec<u8>, value: u32, width: usize) {
+    out.push(b'.');
+    digits(out, u64::from(value), width);
 }
 
 /// Days since 1970-01-01 to a proleptic Gregorian date (Howard Hinnant's
