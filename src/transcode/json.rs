@@ -80,8 +80,11 @@ pub(crate) fn read_message(
     let message = match field {
         None => DynamicMessage::deserialize_with_options(desc, &mut input, options)?,
         Some(field) => {
+            // The JSON name: prost-reflect resolves a key by JSON name
+            // before proto name, and a custom `json_name` may equal
+            // another field's proto name; JSON names are unique.
             let one = OneField {
-                name: field.name(),
+                name: field.json_name(),
                 value: &mut input,
             };
             DynamicMessage::deserialize_with_options(desc, one, options)?

@@ -40,7 +40,7 @@ enum Shape {
     Message(usize),
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone, Copy)]
 struct Field {
     number: u32,
     /// Position among the message's fields, to notice a repeated key.
@@ -48,12 +48,14 @@ struct Field {
     shape: Shape,
 }
 
-/// One message type: every JSON key prost-reflect accepts for a covered
-/// field (its JSON name and its proto name). A key missing here is a field
-/// the writer leaves to the general path, or no field at all.
+/// One message type: every JSON key prost-reflect accepts, resolved as it
+/// resolves them (a field's JSON name first, then a proto name, since a
+/// custom `json_name` may equal another field's proto name). `None` is a
+/// field the writer leaves to the general path; a key missing here is no
+/// field at all.
 #[derive(Debug, Default)]
 struct Message {
-    keys: HashMap<Box<str>, Field>,
+    keys: HashMap<Box<str>, Option<Field>>,
 }
 
 /// How one binding's body is written, built once with the routes.
@@ -88,22 +90,23 @@ impl Plan {
         index_of.insert(order[0].full_name().to_owned(), 0usize);
         while messages.len() < order.len() {
             let desc = order[messages.len()].clone();
-            let mut message = Message::default();
+            let mut fields = Vec::new();
             for (index, field) in desc.fields().enumerate() {
-                let Some(shape) = shape(&field, &mut order, &mut index_of) else {
-                    continue;
-                };
                 let index = u32::try_from(index).ok().filter(|&i| i < 64)?;
-                for key in [field.json_name(), field.name()] {
-                    message.keys.insert(
-                        key.into(),
-                        Field {
-                            number: field.number(),
-                            index,
-                            shape,
-                        },
-                    );
-                }
+                let entry = shape(&field, &mut order, &mut index_of).map(|shape| Field {
+                    number: field.number(),
+                    index,
+                    shape,
+                });
+                fields.push((field, entry));
+            }
+            // Proto names first, so that JSON names overwrite them.
+            let mut message = Message::default();
+            for (field, entry) in &fields {
+                message.keys.insert(field.name().into(), *entry);
+            }
+            for (field, entry) in &fields {
+                message.keys.insert(field.json_name().into(), *entry);
             }
             messages.push(message);
         }
@@ -227,7 +230,12 @@ impl<'de> Visitor<'de> for MessageSeed<'_, '_> {
         let message = &self.plan.messages[self.message];
         let mut seen = 0u64;
         while let Some(key) = map.next_key::<Key<'de>>()? {
-            let field = message.keys.get(key.as_str()).ok_or_else(aside)?;
+            let field = message
+                .keys
+                .get(key.as_str())
+                .copied()
+                .flatten()
+                .ok_or_else(aside)?;
             let bit = 1u64 << field.index;
             if seen & bit != 0 {
                 return Err(aside());

@@ -242,3 +242,50 @@ fn a_create_body_is_written_directly_and_what_it_does_not_cover_is_left_to_the_g
         assert!(plan.write(aside.as_bytes()).is_none(), "{aside}");
     }
 }
+
+#[test]
+fn a_custom_json_name_that_is_another_fields_proto_name_is_resolved_as_prost_reflect_resolves_it() {
+    // `c` is written `a_b` in JSON, which is also the proto name of field 2;
+    // `g` (bytes, left to the general path) is written `h_i`, the proto name
+    // of field 6. prost-reflect reads a key as a JSON name first.
+    let pool = super::pool_with(
+        r#"{
+            "name": "test/v1/names.proto", "package": "test.v1", "syntax": "proto3",
+            "messageType": [{"name": "Names", "field": [
+                {"name": "c", "number": 1, "label": "LABEL_OPTIONAL", "type": "TYPE_STRING", "jsonName": "a_b"},
+                {"name": "a_b", "number": 2, "label": "LABEL_OPTIONAL", "type": "TYPE_STRING", "jsonName": "aB"},
+                {"name": "g", "number": 5, "label": "LABEL_OPTIONAL", "type": "TYPE_BYTES", "jsonName": "h_i"},
+                {"name": "h_i", "number": 6, "label": "LABEL_OPTIONAL", "type": "TYPE_STRING", "jsonName": "hI"},
+                {"name": "inner", "number": 7, "label": "LABEL_OPTIONAL", "type": "TYPE_MESSAGE", "typeName": ".test.v1.Names", "jsonName": "c"}
+            ]},
+            {"name": "Outer", "field": [
+                {"name": "names", "number": 1, "label": "LABEL_OPTIONAL", "type": "TYPE_MESSAGE", "typeName": ".test.v1.Names", "jsonName": "theNames"},
+                {"name": "other", "number": 2, "label": "LABEL_OPTIONAL", "type": "TYPE_STRING", "jsonName": "names"}
+            ]}]
+        }"#,
+    );
+    let names = pool.get_message_by_name("test.v1.Names").expect("message");
+    let plan = Plan::new(&names, None).expect("covered");
+    for body in [
+        r#"{"a_b":"x"}"#,
+        r#"{"aB":"x"}"#,
+        r#"{"c":{"a_b":"y"}}"#,
+        r#"{"inner":{"aB":"y"}}"#,
+        r#"{"hI":"z"}"#,
+    ] {
+        assert!(agree(&names, None, &plan, body), "written directly: {body}");
+    }
+    // `h_i` is the bytes field's JSON name: the general path's.
+    assert!(plan.write(br#"{"h_i":"AAAA"}"#).is_none());
+    // As a body field (`body: "names"`), though another field's JSON name
+    // is `names`: both paths put the body in the field the rule names.
+    let outer = pool.get_message_by_name("test.v1.Outer").expect("message");
+    let field = outer.get_field_by_name("names").expect("field");
+    let plan = Plan::new(&outer, Some(&field)).expect("covered");
+    assert!(agree(
+        &outer,
+        Some(&field),
+        &plan,
+        r#"{"a_b":"x","hI":"y"}"#
+    ));
+}
