@@ -48,7 +48,7 @@ pub(crate) fn encode(
 }
 
 /// The request message for `binding`.
-pub(crate) fn build(
+fn build(
     binding: &Binding,
     captures: &[Capture],
     query: Option<&str>,
