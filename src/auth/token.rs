@@ -66,7 +66,7 @@ pub struct TokenVerifier {
     /// costs a fast hash of the token instead of a SHA-256 of it. Only
     /// verified tokens are inserted, so the keys are at most
     /// `cache_capacity` tokens of at most `max_token_bytes` each.
-    cache: Option<quick_cache::sync::Cache<Box<str>, Arc<Verdict>>>,
+    cache: Option<quick_cache::sync::Cache<Box<[u8]>, Arc<Verdict>>>,
 }
 
 fn malformed() -> AuthError {
@@ -169,8 +169,8 @@ impl TokenVerifier {
         if token.len() > self.policy.max_token_bytes {
             return Err(malformed());
         }
-        if let Some(verdict) = self.cache.as_ref().and_then(|cache| cache.get(token)) {
-            return self.recheck(&verdict);
+        if let Some(verdict) = self.cached(token.as_bytes()) {
+            return verdict;
         }
         let mut seen = Seen::default();
         let result = self.verify_uncached(token, &mut seen).await;
@@ -183,7 +183,7 @@ impl TokenVerifier {
                         issuer: issuer.clone(),
                         key: Arc::clone(key),
                     };
-                    cache.insert(token.into(), Arc::new(verdict));
+                    cache.insert(token.as_bytes().into(), Arc::new(verdict));
                 }
             }
             Err(err) => tracing::debug!(
@@ -192,6 +192,13 @@ impl TokenVerifier {
             ),
         }
         result.map(|(principal, ..)| principal)
+    }
+
+    /// The verdict on exactly these bytes, if they were verified before and
+    /// are still remembered: `None` means only that they must be verified.
+    pub fn cached(&self, token: &[u8]) -> Option<Result<Arc<Principal>, AuthError>> {
+        let verdict = self.cache.as_ref()?.get(token)?;
+        Some(self.recheck(&verdict))
     }
 
     /// A cache hit skips the signature, but time still passes and keys
