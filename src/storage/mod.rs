@@ -57,6 +57,22 @@ impl NewTimesheet {
     pub fn same_payload(&self, stored: Option<&str>) -> bool {
         matches!((stored, self.fingerprint.as_deref()), (Some(a), Some(b)) if a == b)
     }
+
+    /// The row `sql::insert` stores for it: not approved, no approver.
+    pub fn record(&self) -> TimesheetRecord {
+        TimesheetRecord {
+            id: self.id.clone(),
+            user_id: self.user_id.clone(),
+            work_date: self.input.date.to_string(),
+            project: self.input.project.as_str().to_owned(),
+            hours: self.input.hours.value(),
+            notes: self.input.notes.as_str().to_owned(),
+            approved: false,
+            approved_by: String::new(),
+            create_time_us: self.create_time_us,
+            approve_time_us: None,
+        }
+    }
 }
 
 /// What an insert did.

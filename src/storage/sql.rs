@@ -31,11 +31,26 @@ pub(super) enum Placeholders {
     Anonymous,
 }
 
+/// Whether the rows of an [`insert`] may carry request ids.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(super) enum Keys {
+    /// Some may: a row whose `(created_by, request_id)` is already stored
+    /// is skipped, and the statement returns the rows it did store, so the
+    /// caller learns which were skipped.
+    Maybe,
+    /// None does, so none can meet the idempotency index (the one index
+    /// with `ON CONFLICT`): every row is stored as bound, or the statement
+    /// fails, and it returns nothing. SQLite runs `RETURNING` through a
+    /// temporary table it builds and frees per execution, a fifth of a
+    /// create's SQLite work for values the caller already has.
+    None,
+}
+
 /// An insert of `rows` rows in one statement. Row `k` (from 0) binds
 /// parameters `10k+1 ..= 10k+10`: id, user_id, work_date, project, hours,
-/// notes, create_time_us, created_by, request_id, fingerprint. A row whose
-/// `(created_by, request_id)` is already stored is skipped and not returned.
-pub(super) fn insert(rows: usize, placeholders: Placeholders) -> String {
+/// notes, create_time_us, created_by, request_id, fingerprint. Each row is
+/// stored as [`NewTimesheet::record`](super::NewTimesheet::record) says.
+pub(super) fn insert(rows: usize, placeholders: Placeholders, keys: Keys) -> String {
     use std::fmt::Write;
     let mut sql = String::from(
         "INSERT INTO timesheets (id, user_id, work_date, project, hours, notes, approved, approved_by, \
@@ -64,16 +79,18 @@ pub(super) fn insert(rows: usize, placeholders: Placeholders) -> String {
         }
         sql.push(')');
     }
-    sql.push_str(concat!(
-        " ON CONFLICT (created_by, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING ",
-        record_columns!()
-    ));
+    if keys == Keys::Maybe {
+        sql.push_str(concat!(
+            " ON CONFLICT (created_by, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING ",
+            record_columns!()
+        ));
+    }
     sql
 }
 
 /// The one-row insert, built once.
 pub(super) static INSERT_ONE: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| insert(1, Placeholders::Numbered));
+    std::sync::LazyLock::new(|| insert(1, Placeholders::Numbered, Keys::Maybe));
 
 pub(super) const FIND_BY_REQUEST: &str = concat!(
     "SELECT ",
@@ -458,7 +475,11 @@ mod tests {
 
     #[test]
     fn each_inserted_row_binds_its_ten_parameters_in_column_order() {
-        let numbered = insert(2, Placeholders::Numbered);
+        let numbered = insert(2, Placeholders::Numbered, Keys::Maybe);
+        // Without request ids: the same rows, and nothing after them.
+        let plain = insert(2, Placeholders::Numbered, Keys::None);
+        assert!(numbered.starts_with(&plain), "{plain}");
+        assert!(plain.ends_with("$18, $19, $20)"), "{plain}");
         assert!(
             numbered.contains(
                 "VALUES ($1, $2, $3, $4, $5, $6, FALSE, '', $7, NULL, $8, $9, $10), \
@@ -471,6 +492,6 @@ mod tests {
         let expected = (1..=20)
             .rev()
             .fold(numbered, |sql, n| sql.replace(&format!("${n}"), "?"));
-        assert_eq!(insert(2, Placeholders::Anonymous), expected);
+        assert_eq!(insert(2, Placeholders::Anonymous, Keys::Maybe), expected);
     }
 }

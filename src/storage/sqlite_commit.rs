@@ -38,17 +38,20 @@ const MAX_GROUP: usize = 256;
 /// (back-pressure instead of unbounded memory).
 const QUEUE_DEPTH: usize = 4096;
 
-/// The group INSERT for 1, 2, 4, … [`MAX_GROUP`] rows. A group is stored in
-/// chunks of these sizes, so the connection caches nine statements whatever
-/// the group sizes, instead of one per size seen.
-static INSERTS: LazyLock<Vec<String>> = LazyLock::new(|| {
-    (0..=MAX_GROUP.ilog2())
-        .map(|power| sql::insert(1 << power, sql::Placeholders::Anonymous))
-        .collect()
+/// The group INSERT for 1, 2, 4, … [`MAX_GROUP`] rows, without request ids
+/// and then with. A group is stored in chunks of these sizes, so the
+/// connection caches at most eighteen statements whatever the group sizes,
+/// instead of one per size seen.
+static INSERTS: LazyLock<[Vec<String>; 2]> = LazyLock::new(|| {
+    [sql::Keys::None, sql::Keys::Maybe].map(|keys| {
+        (0..=MAX_GROUP.ilog2())
+            .map(|power| sql::insert(1 << power, sql::Placeholders::Anonymous, keys))
+            .collect()
+    })
 });
 
 /// Statements cached on the connection: [`INSERTS`] and the replay lookup.
-const STATEMENT_CACHE: usize = 16;
+const STATEMENT_CACHE: usize = 24;
 
 /// One insert waiting for its group to commit.
 struct Pending {
@@ -254,35 +257,52 @@ fn insert_rows(
     conn: &Connection,
     rows: &[&NewTimesheet],
 ) -> rusqlite::Result<Vec<TimesheetRecord>> {
+    // Most creates carry no request id; they cannot be turned away, so
+    // they go in statements that return nothing.
+    let (keyed, unkeyed): (Vec<&NewTimesheet>, Vec<&NewTimesheet>) =
+        rows.iter().partition(|new| new.request_id.is_some());
     let mut stored = Vec::with_capacity(rows.len());
-    let mut rest = rows;
-    while !rest.is_empty() {
-        let power = rest.len().ilog2();
-        let (chunk, tail) = rest.split_at(1 << power);
-        rest = tail;
-        let mut statement = conn.prepare_cached(&INSERTS[power as usize])?;
-        let mut index = 0;
-        let mut bind = |value: &dyn rusqlite::ToSql| {
-            index += 1;
-            statement.raw_bind_parameter(index, value)
-        };
-        for new in chunk {
-            // The column order of `sql::insert`.
-            let input = &new.input;
-            bind(&new.id)?;
-            bind(&new.user_id)?;
-            bind(&input.date.to_string())?;
-            bind(&input.project.as_str())?;
-            bind(&input.hours.value())?;
-            bind(&input.notes.as_str())?;
-            bind(&new.create_time_us)?;
-            bind(&new.created_by)?;
-            bind(&new.request_id)?;
-            bind(&new.fingerprint)?;
-        }
-        let mut returned = statement.raw_query();
-        while let Some(row) = returned.next()? {
-            stored.push(super::sqlite_reads::record(row)?);
+    for (keys, mut rest) in [
+        (sql::Keys::None, &unkeyed[..]),
+        (sql::Keys::Maybe, &keyed[..]),
+    ] {
+        while !rest.is_empty() {
+            let power = rest.len().ilog2();
+            let (chunk, tail) = rest.split_at(1 << power);
+            rest = tail;
+            let family = usize::from(keys == sql::Keys::Maybe);
+            let mut statement = conn.prepare_cached(&INSERTS[family][power as usize])?;
+            let mut index = 0;
+            let mut bind = |value: &dyn rusqlite::ToSql| {
+                index += 1;
+                statement.raw_bind_parameter(index, value)
+            };
+            for new in chunk {
+                // The column order of `sql::insert`.
+                let input = &new.input;
+                bind(&new.id)?;
+                bind(&new.user_id)?;
+                bind(&input.date.to_string())?;
+                bind(&input.project.as_str())?;
+                bind(&input.hours.value())?;
+                bind(&input.notes.as_str())?;
+                bind(&new.create_time_us)?;
+                bind(&new.created_by)?;
+                bind(&new.request_id)?;
+                bind(&new.fingerprint)?;
+            }
+            match keys {
+                sql::Keys::None => {
+                    statement.raw_execute()?;
+                    stored.extend(chunk.iter().map(|new| new.record()));
+                }
+                sql::Keys::Maybe => {
+                    let mut returned = statement.raw_query();
+                    while let Some(row) = returned.next()? {
+                        stored.push(super::sqlite_reads::record(row)?);
+                    }
+                }
+            }
         }
     }
     Ok(stored)
@@ -378,6 +398,35 @@ mod tests {
         assert_eq!(returned, wanted);
         let reads = Reads::new(&path);
         for (new, wanted) in rows.iter().zip(wanted) {
+            assert_eq!(stored(&reads, new), Some(wanted));
+        }
+        let _ = std::fs::remove_dir_all(path.parent().expect("folder"));
+    }
+
+    #[test]
+    fn a_group_mixing_request_ids_stores_each_row_but_the_one_whose_key_is_taken() {
+        let path = database();
+        let mut conn = open(&path).expect("open");
+        let holder = new_timesheet(100, Some("key 0"), 7.5);
+        let tx = conn.transaction().expect("begin");
+        insert_rows(&tx, &[&holder]).expect("first insert");
+        // Every third row carries a request id, and row 0 reuses the holder's.
+        let rows: Vec<NewTimesheet> = (0..37)
+            .map(|n| new_timesheet(n, (n % 3 == 0).then(|| format!("key {n}")).as_deref(), 7.5))
+            .collect();
+        let mut returned = insert_rows(&tx, &rows.iter().collect::<Vec<_>>()).expect("insert");
+        tx.commit().expect("commit");
+        returned.sort_by(|a, b| a.id.cmp(&b.id));
+        let wanted: Vec<TimesheetRecord> = rows
+            .iter()
+            .enumerate()
+            .skip(1)
+            .map(|(n, new)| expected(new, n))
+            .collect();
+        assert_eq!(returned, wanted);
+        let reads = Reads::new(&path);
+        assert_eq!(stored(&reads, &rows[0]), None);
+        for (new, wanted) in rows.iter().skip(1).zip(wanted) {
             assert_eq!(stored(&reads, new), Some(wanted));
         }
         let _ = std::fs::remove_dir_all(path.parent().expect("folder"));
