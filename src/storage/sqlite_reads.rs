@@ -91,10 +91,13 @@ impl Reads {
         }
     }
 
+    // `$n` parameters are bound by position where SQLite's numbering (in
+    // order of first appearance) makes `$n` the n-th, which a test checks:
+    // by name, each binding scans the statement's parameter names.
     pub(super) fn get(&self, owner: &str, id: &str) -> Inline<Option<TimesheetRecord>> {
         self.with(|conn| {
             let mut statement = conn.prepare_cached(sql::GET)?;
-            let mut rows = statement.query(named_params! { "$1": id, "$2": owner })?;
+            let mut rows = statement.query((id, owner))?;
             rows.next()?.map(record).transpose()
         })
     }
@@ -102,31 +105,33 @@ impl Reads {
     pub(super) fn list(&self, q: &ListQuery) -> Inline<Vec<TimesheetRecord>> {
         let limit = i64::from(q.limit) + 1;
         self.with(|conn| {
-            let filters = named_params! {
-                "$1": q.owner,
-                "$2": q.start_date,
-                "$3": q.end_date,
-                "$4": q.project,
-                "$5": limit,
-            };
+            let filters = (&q.owner, &q.start_date, &q.end_date, &q.project, limit);
             let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or_default());
+            let mut push_all = |mut rows: rusqlite::Rows<'_>| -> rusqlite::Result<()> {
+                while let Some(row) = rows.next()? {
+                    out.push(record(row)?);
+                }
+                Ok(())
+            };
             match &q.after {
                 None => {
                     let mut statement = conn.prepare_cached(sql::LIST_FIRST)?;
-                    let mut rows = statement.query(filters)?;
-                    while let Some(row) = rows.next()? {
-                        out.push(record(row)?);
-                    }
+                    push_all(statement.query(filters)?)?;
                 }
                 Some(after) => {
+                    // `$6` and `$7` come before `$5` in this statement's text,
+                    // so its parameters are bound by name.
+                    let (owner, start, end, project, limit) = filters;
                     let mut statement = conn.prepare_cached(sql::LIST_AFTER)?;
-                    let mut params = filters.to_vec();
-                    params.push(("$6", &after.work_date));
-                    params.push(("$7", &after.id));
-                    let mut rows = statement.query(params.as_slice())?;
-                    while let Some(row) = rows.next()? {
-                        out.push(record(row)?);
-                    }
+                    push_all(statement.query(named_params! {
+                        "$1": owner,
+                        "$2": start,
+                        "$3": end,
+                        "$4": project,
+                        "$5": limit,
+                        "$6": after.work_date,
+                        "$7": after.id,
+                    })?)?;
                 }
             }
             Ok(out)
@@ -187,6 +192,22 @@ pub(super) mod tests {
             after: None,
             limit: 50,
         }
+    }
+
+    #[test]
+    fn the_reads_bound_by_position_have_each_dollar_n_parameter_at_position_n() {
+        let path = database();
+        let conn = Connection::open(&path).expect("open");
+        for statement in [sql::GET, sql::LIST_FIRST] {
+            let prepared = conn.prepare(statement).expect("prepare");
+            let names: Vec<Option<String>> = (1..=prepared.parameter_count())
+                .map(|n| prepared.parameter_name(n).map(str::to_owned))
+                .collect();
+            let positions: Vec<Option<String>> =
+                (1..=names.len()).map(|n| Some(format!("${n}"))).collect();
+            assert_eq!(names, positions, "{statement}");
+        }
+        let _ = std::fs::remove_dir_all(path.parent().expect("folder"));
     }
 
     #[test]
