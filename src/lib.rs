@@ -16,6 +16,7 @@
 //! - [`error`]: the service error type and its one mapping to gRPC status.
 //! - [`dev`]: the embedded development issuer (`serve --dev`, `token`).
 //! - [`routes`]: plain-HTTP endpoints: the embedded web client, `/healthz`, `/readyz`.
+//! - [`headers`]: the protocols' header names, parsed once.
 //! - [`observe`]: request ids, spans, admission control, deadlines and the shutdown grace, per request.
 //! - [`metrics`]: Prometheus metrics at `/metrics`.
 //! - [`ratelimit`]: the optional per-caller rate limit.
@@ -31,6 +32,7 @@ pub mod config;
 pub mod dev;
 pub mod domain;
 pub mod error;
+pub mod headers;
 pub mod metrics;
 pub mod observe;
 pub mod pagination;

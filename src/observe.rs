@@ -20,10 +20,13 @@ use tonic::Code;
 use tower::{Layer, Service};
 use tracing::{Instrument, field::Empty};
 
-use crate::{auth::AuthError, metrics::Metrics, transcode};
+use crate::{
+    auth::AuthError,
+    headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT, X_REQUEST_ID},
+    metrics::Metrics,
+    transcode,
+};
 
-/// `x-request-id`, honoured when a client sends a sane one.
-pub const REQUEST_ID: &str = "x-request-id";
 /// Longest client request id we keep; longer ones are replaced.
 const MAX_REQUEST_ID: usize = 128;
 /// Seconds clients should wait before retrying a shed or draining call.
@@ -137,7 +140,7 @@ fn reject(protocol: Protocol, code: Code, message: &str, http: http::StatusCode)
 
 /// `grpc-timeout` (`<digits><H|M|S|m|u|n>`, at most 8 digits).
 fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get("grpc-timeout")?.to_str().ok()?;
+    let value = headers.get(GRPC_TIMEOUT)?.to_str().ok()?;
     let (digits, unit) = value.split_at(value.len().checked_sub(1)?);
     if digits.is_empty() || digits.len() > 8 {
         return None;
@@ -156,7 +159,7 @@ fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
 
 fn request_id(headers: &HeaderMap) -> HeaderValue {
     let mut id = headers
-        .get(REQUEST_ID)
+        .get(X_REQUEST_ID)
         .filter(|v| {
             !v.is_empty()
                 && v.len() <= MAX_REQUEST_ID
@@ -205,7 +208,7 @@ where
         let admission = self.admission.clone();
         let protocol = Protocol::of(request.headers());
         let id = request_id(request.headers());
-        request.headers_mut().insert(REQUEST_ID, id.clone());
+        request.headers_mut().insert(X_REQUEST_ID, id.clone());
         request.extensions_mut().insert(protocol);
         let request_id = id.to_str().unwrap_or_default();
         // The log writer formats a span's fields when they are recorded,
@@ -268,7 +271,7 @@ where
                             "server is at capacity; retry shortly",
                             http::StatusCode::SERVICE_UNAVAILABLE,
                         );
-                        response.headers_mut().insert(REQUEST_ID, id);
+                        response.headers_mut().insert(X_REQUEST_ID, id);
                         return Ok(response);
                     }
                 }
@@ -300,7 +303,7 @@ where
                 () = grace => reject(protocol, Code::Unavailable, "server is shutting down; retry", http::StatusCode::SERVICE_UNAVAILABLE),
             };
             drop(permit);
-            response.headers_mut().insert(REQUEST_ID, id);
+            response.headers_mut().insert(X_REQUEST_ID, id);
             let _entered = span.enter();
             let status = response.status().as_u16();
             let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
@@ -402,7 +405,7 @@ where
 pub fn reply_code<B>(response: &Response<B>) -> Code {
     response
         .headers()
-        .get("grpc-status")
+        .get(GRPC_STATUS)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<i32>().ok())
         .map_or(Code::Ok, Code::from_i32)
@@ -421,9 +424,9 @@ pub fn logged_in_full(code: Code) -> bool {
 /// which is what clients retry-classify on.
 fn resource_exhausted_for_oversized_messages<B>(response: &mut Response<B>) {
     let headers = response.headers();
-    let out_of_range = headers.get("grpc-status").is_some_and(|v| v == "11");
+    let out_of_range = headers.get(GRPC_STATUS).is_some_and(|v| v == "11");
     let oversized = headers
-        .get("grpc-message")
+        .get(GRPC_MESSAGE)
         .and_then(|v| v.to_str().ok())
         .map(|m| {
             percent_encoding::percent_decode_str(m)
@@ -434,7 +437,7 @@ fn resource_exhausted_for_oversized_messages<B>(response: &mut Response<B>) {
     if out_of_range && oversized {
         response
             .headers_mut()
-            .insert("grpc-status", HeaderValue::from_static("8"));
+            .insert(GRPC_STATUS, HeaderValue::from_static("8"));
     }
 }
 
@@ -455,7 +458,7 @@ mod tests {
         assert!(made.is_sensitive());
 
         let mut headers = HeaderMap::new();
-        headers.insert(REQUEST_ID, HeaderValue::from_static("client-chosen-7"));
+        headers.insert(X_REQUEST_ID, HeaderValue::from_static("client-chosen-7"));
         let echoed = request_id(&headers);
         assert_eq!(echoed, "client-chosen-7");
         assert!(echoed.is_sensitive());

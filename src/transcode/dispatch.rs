@@ -14,6 +14,8 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Version, header, request:
 use prost_reflect::{DeserializeOptions, SerializeOptions};
 use tower::ServiceExt as _;
 
+use crate::headers::{GRPC_TIMEOUT, X_REQUEST_ID};
+
 use super::{
     GrpcService,
     error::{ErrorRenderer, TranscodeError},
@@ -24,7 +26,8 @@ use super::{
 
 /// Headers always carried over to the gRPC request: the credentials the
 /// auth layer checks, the caller's correlation id, and the deadline.
-pub(crate) const ALWAYS_FORWARDED: &[&str] = &["authorization", "x-request-id", "grpc-timeout"];
+pub(crate) static ALWAYS_FORWARDED: [HeaderName; 3] =
+    [header::AUTHORIZATION, X_REQUEST_ID, GRPC_TIMEOUT];
 
 /// Everything the handler needs, built once by `Transcoder::new`.
 pub(crate) struct Shared {
@@ -153,11 +156,8 @@ impl Shared {
             HeaderValue::from_static("application/grpc"),
         );
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
-        let forwarded = ALWAYS_FORWARDED
-            .iter()
-            .map(|name| HeaderName::from_static(name));
-        for name in forwarded.chain(self.forward_headers.iter().cloned()) {
-            for value in parts.headers.get_all(&name) {
+        for name in ALWAYS_FORWARDED.iter().chain(&self.forward_headers) {
+            for value in parts.headers.get_all(name) {
                 headers.append(name.clone(), value.clone());
             }
         }

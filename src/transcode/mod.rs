@@ -169,7 +169,7 @@ impl Transcoder {
     /// that reaches it gets a gRPC UNIMPLEMENTED.
     pub fn into_router(self, grpc: GrpcService) -> axum::Router {
         let mut forward_headers = self.options.forward_headers;
-        forward_headers.retain(|name| !dispatch::ALWAYS_FORWARDED.contains(&name.as_str()));
+        forward_headers.retain(|name| !dispatch::ALWAYS_FORWARDED.contains(name));
         let shared = dispatch::Shared {
             routes: self.routes,
             grpc,

@@ -17,11 +17,11 @@ use super::{
     scalar,
     template::Capture,
 };
+use crate::headers::IDEMPOTENCY_KEY;
 
-/// Fills a top-level `request_id` string left empty by body and query, so a
-/// standard HTTP idempotency key reaches methods built for retries.
-const IDEMPOTENCY_KEY: &str = "idempotency-key";
-/// The conventional field (AIP-155) the idempotency key goes to.
+/// The conventional field (AIP-155) the `Idempotency-Key` header fills when
+/// body and query left it empty, so a standard HTTP idempotency key reaches
+/// methods built for retries.
 pub(crate) const REQUEST_ID_FIELD: &str = "request_id";
 
 /// The encoded request message for `binding`: written straight from the

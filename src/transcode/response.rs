@@ -13,6 +13,8 @@ use percent_encoding::percent_decode_str;
 use prost_reflect::{DynamicMessage, FieldDescriptor, Kind, SerializeOptions};
 use tonic::Code;
 
+use crate::headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_STATUS_DETAILS_BIN};
+
 use super::{
     error::TranscodeError,
     json::{self, JSON_CONTENT_TYPE},
@@ -65,7 +67,7 @@ pub(crate) async fn read_reply(
     if let Some(failure) = failure(&trailers, &parts.headers) {
         return Err(failure);
     }
-    if !trailers.contains_key("grpc-status") {
+    if !trailers.contains_key(GRPC_STATUS) {
         return Err(TranscodeError::Internal(
             "the gRPC reply ended without grpc-status".into(),
         ));
@@ -76,12 +78,12 @@ pub(crate) async fn read_reply(
 /// A non-OK `grpc-status` in `headers`, with the challenge looked up there
 /// and then in `fallback` (a challenge may sit in either).
 fn failure(headers: &HeaderMap, fallback: &HeaderMap) -> Option<TranscodeError> {
-    let code = Code::from_bytes(headers.get("grpc-status")?.as_bytes());
+    let code = Code::from_bytes(headers.get(GRPC_STATUS)?.as_bytes());
     if code == Code::Ok {
         return None;
     }
     let message = headers
-        .get("grpc-message")
+        .get(GRPC_MESSAGE)
         .map(|v| {
             percent_decode_str(v.to_str().unwrap_or_default())
                 .decode_utf8_lossy()
@@ -89,7 +91,7 @@ fn failure(headers: &HeaderMap, fallback: &HeaderMap) -> Option<TranscodeError> 
         })
         .unwrap_or_default();
     let details = headers
-        .get("grpc-status-details-bin")
+        .get(GRPC_STATUS_DETAILS_BIN)
         .and_then(|v| DETAILS_BASE64.decode(v.as_bytes()).ok())
         .map(Bytes::from)
         .unwrap_or_default();
