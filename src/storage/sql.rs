@@ -43,6 +43,11 @@ pub(super) enum Keys {
     /// fails, and it returns nothing. SQLite runs `RETURNING` through a
     /// temporary table it builds and frees per execution, a fifth of a
     /// create's SQLite work for values the caller already has.
+    ///
+    /// SQLite only: `INSERT OR ROLLBACK`. A failed group insert fails the
+    /// whole group, so the statement need not be undone on its own, and
+    /// without that SQLite keeps no statement journal (a copy of every page
+    /// the statement is about to change).
     None,
 }
 
@@ -52,8 +57,12 @@ pub(super) enum Keys {
 /// stored as [`NewTimesheet::record`](super::NewTimesheet::record) says.
 pub(super) fn insert(rows: usize, placeholders: Placeholders, keys: Keys) -> String {
     use std::fmt::Write;
-    let mut sql = String::from(
-        "INSERT INTO timesheets (id, user_id, work_date, project, hours, notes, approved, approved_by, \
+    let mut sql = String::from(match keys {
+        Keys::Maybe => "INSERT INTO",
+        Keys::None => "INSERT OR ROLLBACK INTO",
+    });
+    sql.push_str(
+        " timesheets (id, user_id, work_date, project, hours, notes, approved, approved_by, \
          create_time_us, approve_time_us, created_by, request_id, fingerprint) VALUES ",
     );
     // Writing to a String cannot fail.
@@ -478,7 +487,10 @@ mod tests {
         let numbered = insert(2, Placeholders::Numbered, Keys::Maybe);
         // Without request ids: the same rows, and nothing after them.
         let plain = insert(2, Placeholders::Numbered, Keys::None);
-        assert!(numbered.starts_with(&plain), "{plain}");
+        let rows = plain
+            .strip_prefix("INSERT OR ROLLBACK INTO")
+            .expect("OR ROLLBACK");
+        assert!(numbered.contains(rows), "{plain}");
         assert!(plain.ends_with("$18, $19, $20)"), "{plain}");
         assert!(
             numbered.contains(

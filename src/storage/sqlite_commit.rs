@@ -432,6 +432,48 @@ mod tests {
         let _ = std::fs::remove_dir_all(path.parent().expect("folder"));
     }
 
+    #[test]
+    fn a_group_that_fails_stores_none_of_its_rows_and_the_next_group_commits() {
+        let path = database();
+        let mut conn = open(&path).expect("open");
+        let send = |conn: &mut Connection, rows: Vec<NewTimesheet>| {
+            let (group, answers): (Vec<Pending>, Vec<_>) = rows
+                .into_iter()
+                .map(|new| {
+                    let (reply, answer) = oneshot::channel();
+                    (Pending { new, reply }, answer)
+                })
+                .unzip();
+            commit_group(conn, group);
+            answers
+                .into_iter()
+                .map(|mut answer| answer.try_recv().expect("answered"))
+                .collect::<Vec<_>>()
+        };
+        let first = send(&mut conn, vec![new_timesheet(1, None, 7.5)]);
+        assert!(first.iter().all(Result::is_ok), "{first:?}");
+        // Row 1's id again, between two new rows: the insert fails as a whole.
+        let failed = send(
+            &mut conn,
+            (2..5)
+                .map(|n| new_timesheet(if n == 3 { 1 } else { n }, None, 7.5))
+                .collect(),
+        );
+        assert!(failed.iter().all(Result::is_err), "{failed:?}");
+        let reads = Reads::new(&path);
+        for n in [2, 4] {
+            assert_eq!(
+                stored(&reads, &new_timesheet(n, None, 7.5)),
+                None,
+                "row {n}"
+            );
+        }
+        let next = send(&mut conn, vec![new_timesheet(5, None, 7.5)]);
+        assert!(next.iter().all(Result::is_ok), "{next:?}");
+        assert!(stored(&reads, &new_timesheet(5, None, 7.5)).is_some());
+        let _ = std::fs::remove_dir_all(path.parent().expect("folder"));
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn concurrent_inserts_are_each_answered_with_their_own_row() {
         let path = database();
