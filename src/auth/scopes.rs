@@ -5,7 +5,7 @@
 //! policy lives in the contract and cannot drift from it. A method with no
 //! declared scope is absent from the table and therefore refused.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt as _};
 
 use anyhow::{Context, bail};
 use prost_reflect::{DescriptorPool, Value};

@@ -14,8 +14,9 @@
 //! the start, with its own errors. `tests::request_json` holds the two to
 //! the same message on random and mutated bodies.
 
-use std::{collections::HashMap, fmt};
+use std::fmt;
 
+use foldhash::{HashMap, HashMapExt as _};
 use prost::encoding::{self, WireType};
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor, Syntax};
 use serde::de::{self, DeserializeSeed, Deserializer, MapAccess, Visitor};
