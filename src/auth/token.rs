@@ -176,7 +176,14 @@ impl TokenVerifier {
         let result = self.verify_uncached(token, &mut seen).await;
         match &result {
             Ok((principal, exp, issuer, key)) => {
-                if let Some(cache) = &self.cache {
+                // `Authenticator::authorize` looks the cache up before it
+                // checks a token's characters, so only b64token strings may
+                // enter it. Every verified compact JWS is one (base64url
+                // segments and dots); the check keeps that true for any
+                // caller of `verify`, not by that argument alone.
+                if let Some(cache) = &self.cache
+                    && super::is_b64token(token.as_bytes())
+                {
                     let verdict = Verdict {
                         principal: Arc::clone(principal),
                         exp: *exp,

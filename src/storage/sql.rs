@@ -3,7 +3,8 @@
 //!
 //! SQLite and PostgreSQL both accept `$n` placeholders, `RETURNING`,
 //! `ON CONFLICT`, row values and partial indexes, so the statements are
-//! written once. Rust generics over `sqlx::Database` need a wall of
+//! written once (the few SQLite-only forms say so where they are built).
+//! Rust generics over `sqlx::Database` need a wall of
 //! higher-ranked bounds; a macro instantiating the same code per backend
 //! reads better, and each backend file keeps only what truly differs
 //! (connecting, pool shape, pragmas).
@@ -33,33 +34,32 @@ pub(super) enum Placeholders {
 
 /// Whether the rows of an [`insert`] may carry request ids.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub(super) enum Keys {
-    /// Some may: a row whose `(created_by, request_id)` is already stored
-    /// is skipped, and the statement returns the rows it did store, so the
-    /// caller learns which were skipped.
-    Maybe,
+pub(super) enum Rows {
+    /// Some may: `ON CONFLICT … DO NOTHING` skips a row whose
+    /// `(created_by, request_id)` is already stored, and `RETURNING` tells
+    /// the caller which rows were stored.
+    Keyed,
     /// None does, so none can meet the idempotency index (the one index
-    /// with `ON CONFLICT`): every row is stored as bound, or the statement
-    /// fails, and it returns nothing. SQLite runs `RETURNING` through a
-    /// temporary table it builds and frees per execution, a fifth of a
-    /// create's SQLite work for values the caller already has.
+    /// with `ON CONFLICT`): every row is stored as bound or the statement
+    /// fails, and it returns nothing (SQLite runs `RETURNING` through a
+    /// temporary table it builds and frees per execution).
     ///
-    /// SQLite only: `INSERT OR ROLLBACK`. A failed group insert fails the
-    /// whole group, so the statement need not be undone on its own, and
-    /// without that SQLite keeps no statement journal (a copy of every page
-    /// the statement is about to change).
-    None,
+    /// SQLite only, and only for a caller that gives up its whole
+    /// transaction when the insert fails: `INSERT OR ROLLBACK` rolls the
+    /// transaction back itself, so SQLite keeps no statement journal (a copy
+    /// of each page the statement changes) to undo the statement alone.
+    Unkeyed,
 }
 
 /// An insert of `rows` rows in one statement. Row `k` (from 0) binds
 /// parameters `10k+1 ..= 10k+10`: id, user_id, work_date, project, hours,
 /// notes, create_time_us, created_by, request_id, fingerprint. Each row is
 /// stored as [`NewTimesheet::record`](super::NewTimesheet::record) says.
-pub(super) fn insert(rows: usize, placeholders: Placeholders, keys: Keys) -> String {
+pub(super) fn insert(rows: usize, placeholders: Placeholders, rows_are: Rows) -> String {
     use std::fmt::Write;
-    let mut sql = String::from(match keys {
-        Keys::Maybe => "INSERT INTO",
-        Keys::None => "INSERT OR ROLLBACK INTO",
+    let mut sql = String::from(match rows_are {
+        Rows::Keyed => "INSERT INTO",
+        Rows::Unkeyed => "INSERT OR ROLLBACK INTO",
     });
     sql.push_str(
         " timesheets (id, user_id, work_date, project, hours, notes, approved, approved_by, \
@@ -88,7 +88,7 @@ pub(super) fn insert(rows: usize, placeholders: Placeholders, keys: Keys) -> Str
         }
         sql.push(')');
     }
-    if keys == Keys::Maybe {
+    if rows_are == Rows::Keyed {
         sql.push_str(concat!(
             " ON CONFLICT (created_by, request_id) WHERE request_id IS NOT NULL DO NOTHING RETURNING ",
             record_columns!()
@@ -99,7 +99,7 @@ pub(super) fn insert(rows: usize, placeholders: Placeholders, keys: Keys) -> Str
 
 /// The one-row insert, built once.
 pub(super) static INSERT_ONE: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| insert(1, Placeholders::Numbered, Keys::Maybe));
+    std::sync::LazyLock::new(|| insert(1, Placeholders::Numbered, Rows::Keyed));
 
 pub(super) const FIND_BY_REQUEST: &str = concat!(
     "SELECT ",
@@ -484,9 +484,9 @@ mod tests {
 
     #[test]
     fn each_inserted_row_binds_its_ten_parameters_in_column_order() {
-        let numbered = insert(2, Placeholders::Numbered, Keys::Maybe);
+        let numbered = insert(2, Placeholders::Numbered, Rows::Keyed);
         // Without request ids: the same rows, and nothing after them.
-        let plain = insert(2, Placeholders::Numbered, Keys::None);
+        let plain = insert(2, Placeholders::Numbered, Rows::Unkeyed);
         let rows = plain
             .strip_prefix("INSERT OR ROLLBACK INTO")
             .expect("OR ROLLBACK");
@@ -504,6 +504,6 @@ mod tests {
         let expected = (1..=20)
             .rev()
             .fold(numbered, |sql, n| sql.replace(&format!("${n}"), "?"));
-        assert_eq!(insert(2, Placeholders::Anonymous, Keys::Maybe), expected);
+        assert_eq!(insert(2, Placeholders::Anonymous, Rows::Keyed), expected);
     }
 }

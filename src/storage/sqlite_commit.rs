@@ -38,19 +38,39 @@ const MAX_GROUP: usize = 256;
 /// (back-pressure instead of unbounded memory).
 const QUEUE_DEPTH: usize = 4096;
 
-/// The group INSERT for 1, 2, 4, … [`MAX_GROUP`] rows, without request ids
-/// and then with. A group is stored in chunks of these sizes, so the
-/// connection caches at most eighteen statements whatever the group sizes,
+/// The group INSERTs for 1, 2, 4, … [`MAX_GROUP`] rows, one family per
+/// [`sql::Rows`]. A group is stored in chunks of these sizes, so the
+/// connection caches at most eighteen inserts whatever the group sizes,
 /// instead of one per size seen.
-static INSERTS: LazyLock<[Vec<String>; 2]> = LazyLock::new(|| {
-    [sql::Keys::None, sql::Keys::Maybe].map(|keys| {
+struct Inserts {
+    unkeyed: Vec<String>,
+    keyed: Vec<String>,
+}
+
+impl Inserts {
+    fn sql(&self, rows_are: sql::Rows, power: u32) -> &str {
+        let family = match rows_are {
+            sql::Rows::Unkeyed => &self.unkeyed,
+            sql::Rows::Keyed => &self.keyed,
+        };
+        &family[power as usize]
+    }
+}
+
+static INSERTS: LazyLock<Inserts> = LazyLock::new(|| {
+    let family = |rows_are| {
         (0..=MAX_GROUP.ilog2())
-            .map(|power| sql::insert(1 << power, sql::Placeholders::Anonymous, keys))
+            .map(|power| sql::insert(1 << power, sql::Placeholders::Anonymous, rows_are))
             .collect()
-    })
+    };
+    Inserts {
+        unkeyed: family(sql::Rows::Unkeyed),
+        keyed: family(sql::Rows::Keyed),
+    }
 });
 
-/// Statements cached on the connection: [`INSERTS`] and the replay lookup.
+/// Statements cached on the connection: the eighteen [`INSERTS`] and the
+/// replay lookup, with room to spare, so none is ever re-prepared.
 const STATEMENT_CACHE: usize = 24;
 
 /// One insert waiting for its group to commit.
@@ -262,16 +282,15 @@ fn insert_rows(
     let (keyed, unkeyed): (Vec<&NewTimesheet>, Vec<&NewTimesheet>) =
         rows.iter().partition(|new| new.request_id.is_some());
     let mut stored = Vec::with_capacity(rows.len());
-    for (keys, mut rest) in [
-        (sql::Keys::None, &unkeyed[..]),
-        (sql::Keys::Maybe, &keyed[..]),
+    for (rows_are, mut rest) in [
+        (sql::Rows::Unkeyed, &unkeyed[..]),
+        (sql::Rows::Keyed, &keyed[..]),
     ] {
         while !rest.is_empty() {
             let power = rest.len().ilog2();
             let (chunk, tail) = rest.split_at(1 << power);
             rest = tail;
-            let family = usize::from(keys == sql::Keys::Maybe);
-            let mut statement = conn.prepare_cached(&INSERTS[family][power as usize])?;
+            let mut statement = conn.prepare_cached(INSERTS.sql(rows_are, power))?;
             let mut index = 0;
             let mut bind = |value: &dyn rusqlite::ToSql| {
                 index += 1;
@@ -291,12 +310,17 @@ fn insert_rows(
                 bind(&new.request_id)?;
                 bind(&new.fingerprint)?;
             }
-            match keys {
-                sql::Keys::None => {
-                    statement.raw_execute()?;
+            match rows_are {
+                sql::Rows::Unkeyed => {
+                    // Each row is answered as stored from its own values;
+                    // the count makes that a checked fact.
+                    let changed = statement.raw_execute()?;
+                    if changed != chunk.len() {
+                        return Err(rusqlite::Error::StatementChangedRows(changed));
+                    }
                     stored.extend(chunk.iter().map(|new| new.record()));
                 }
-                sql::Keys::Maybe => {
+                sql::Rows::Keyed => {
                     let mut returned = statement.raw_query();
                     while let Some(row) = returned.next()? {
                         stored.push(super::sqlite_reads::record(row)?);
@@ -452,21 +476,27 @@ mod tests {
         };
         let first = send(&mut conn, vec![new_timesheet(1, None, 7.5)]);
         assert!(first.iter().all(Result::is_ok), "{first:?}");
-        // Row 1's id again, between two new rows: the insert fails as a whole.
-        let failed = send(
-            &mut conn,
-            (2..5)
-                .map(|n| new_timesheet(if n == 3 { 1 } else { n }, None, 7.5))
-                .collect(),
-        );
-        assert!(failed.iter().all(Result::is_err), "{failed:?}");
         let reads = Reads::new(&path);
-        for n in [2, 4] {
-            assert_eq!(
-                stored(&reads, &new_timesheet(n, None, 7.5)),
-                None,
-                "row {n}"
-            );
+        // Row 1's id again, once in the unkeyed statement after one that
+        // stored rows 2 and 3 (`INSERT OR ROLLBACK`), and once as a keyed row
+        // after the unkeyed ones were stored (the keyed statement aborts and
+        // the committer rolls back): either way nothing of the group stays.
+        let unkeyed_failure = vec![
+            new_timesheet(2, None, 7.5),
+            new_timesheet(3, None, 7.5),
+            new_timesheet(1, None, 7.5),
+        ];
+        let keyed_failure = vec![
+            new_timesheet(4, None, 7.5),
+            new_timesheet(1, Some("key"), 7.5),
+        ];
+        for (case, rows) in [("unkeyed", unkeyed_failure), ("keyed", keyed_failure)] {
+            let failed = send(&mut conn, rows);
+            assert!(failed.iter().all(Result::is_err), "{case}: {failed:?}");
+            for n in [2, 3, 4] {
+                let row = new_timesheet(n, None, 7.5);
+                assert_eq!(stored(&reads, &row), None, "{case}: row {n}");
+            }
         }
         let next = send(&mut conn, vec![new_timesheet(5, None, 7.5)]);
         assert!(next.iter().all(Result::is_ok), "{next:?}");

@@ -91,9 +91,10 @@ impl Reads {
         }
     }
 
-    // `$n` parameters are bound by position where SQLite's numbering (in
-    // order of first appearance) makes `$n` the n-th, which a test checks:
-    // by name, each binding scans the statement's parameter names.
+    // `get` and the first page of `list` bind by position: by name, every
+    // binding scans the statement's parameter names. That is right because
+    // SQLite numbers parameters in order of first appearance and in these
+    // statements `$n` appears n-th, which a test checks.
     pub(super) fn get(&self, owner: &str, id: &str) -> Inline<Option<TimesheetRecord>> {
         self.with(|conn| {
             let mut statement = conn.prepare_cached(sql::GET)?;
