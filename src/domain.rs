@@ -30,6 +30,7 @@ pub const MAX_NOTES_CHARS: usize = 2000;
 /// RFC 5321 caps an email address at 320 characters; user ids are often emails.
 pub const MAX_USER_ID_CHARS: usize = 320;
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
+pub const MAX_ID_CHARS: usize = 128;
 pub const MAX_HOURS: f64 = 24.0;
 
 /// A calendar day worked, kept as `YYYY-MM-DD`.
@@ -161,6 +162,22 @@ pub fn parse_user_id(input: &str) -> Result<String, String> {
         return Err("must not contain control characters".into());
     }
     Ok(trimmed.to_owned())
+}
+
+/// A timesheet id named by a caller. The server issues 32 hex digits, so
+/// anything else names no row; only what could never be one is refused
+/// here (the databases differ on it: PostgreSQL text cannot hold a NUL).
+pub fn parse_id(input: &str) -> Result<&str, String> {
+    if input.is_empty() {
+        return Err("is required".into());
+    }
+    if input.chars().count() > MAX_ID_CHARS {
+        return Err(format!("must be at most {MAX_ID_CHARS} characters"));
+    }
+    if input.chars().any(char::is_control) {
+        return Err("must not contain control characters".into());
+    }
+    Ok(input)
 }
 
 /// An idempotency key: empty means none; at most 128 characters.

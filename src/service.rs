@@ -12,7 +12,8 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::{
     auth::Principal,
     domain::{
-        FieldViolation, RawTimesheet, TimesheetInput, WorkDate, parse_request_id, parse_user_id,
+        FieldViolation, Project, RawTimesheet, TimesheetInput, WorkDate, parse_id,
+        parse_request_id, parse_user_id,
     },
     error::Error,
     pagination::{PageTokens, page_size},
@@ -89,11 +90,7 @@ fn raw(timesheet: &Timesheet) -> RawTimesheet<'_> {
 }
 
 fn require_id(id: &str) -> std::result::Result<&str, Error> {
-    if id.is_empty() {
-        Err(Error::invalid_field("id", "is required"))
-    } else {
-        Ok(id)
-    }
+    parse_id(id).map_err(|d| Error::invalid_field("id", d))
 }
 
 /// Validates one create or upload item; `owner` is `None` for uploads, whose
@@ -240,7 +237,15 @@ impl TimesheetService for TimesheetApi {
                 "must not be before start_date",
             ));
         }
-        let project = Some(body.project.trim().to_owned()).filter(|p| !p.is_empty());
+        // A filter is held to a project name's rules: one that breaks them
+        // matches nothing, and a NUL is refused by PostgreSQL itself.
+        let project = match body.project.trim() {
+            "" => None,
+            filter => Project::parse(filter)
+                .map_err(|d| violations.push(FieldViolation::new("project", d)))
+                .ok()
+                .map(|p| p.as_str().to_owned()),
+        };
         let binding = [
             "list",
             caller.identity.as_str(),

@@ -218,20 +218,36 @@ fn is_transient(err: &sqlx::Error) -> bool {
         | sqlx::Error::Io(_)
         | sqlx::Error::Tls(_)
         | sqlx::Error::WorkerCrashed => true,
-        sqlx::Error::Database(db) => {
-            let code = db.code().unwrap_or_default();
-            // PostgreSQL: 08 connection exceptions, 53 insufficient resources,
-            // 57P0x shutdown, 40001/40P01 serialization and deadlock.
-            // SQLite: 5 SQLITE_BUSY, 6 SQLITE_LOCKED (and their extended codes).
-            code.starts_with("08")
-                || code.starts_with("53")
-                || code.starts_with("57P0")
-                || code == "40001"
-                || code == "40P01"
-                || matches!(code.parse::<i32>().map(|c| c & 0xff), Ok(5 | 6))
-        }
+        sqlx::Error::Database(db) => match db.try_downcast_ref::<sqlx::sqlite::SqliteError>() {
+            // Each backend's codes only: read as SQLite's, PostgreSQL's 22021
+            // (a NUL in a text value) is 5, SQLITE_BUSY, and a request that can
+            // never succeed would be told to retry.
+            Some(sqlite) => {
+                sqlite_code_is_transient(sqlx::error::DatabaseError::code(sqlite).as_deref())
+            }
+            None => postgres_code_is_transient(db.code().as_deref()),
+        },
         _ => false,
     }
+}
+
+/// PostgreSQL: 08 connection exceptions, 53 insufficient resources, 57P0x
+/// shutdown, 40001/40P01 serialization failure and deadlock.
+fn postgres_code_is_transient(sqlstate: Option<&str>) -> bool {
+    sqlstate.is_some_and(|code| {
+        code.starts_with("08")
+            || code.starts_with("53")
+            || code.starts_with("57P0")
+            || code == "40001"
+            || code == "40P01"
+    })
+}
+
+/// SQLite: 5 SQLITE_BUSY and 6 SQLITE_LOCKED, with their extended codes
+/// (the primary code is the low byte).
+fn sqlite_code_is_transient(code: Option<&str>) -> bool {
+    code.and_then(|code| code.parse::<i32>().ok())
+        .is_some_and(|code| matches!(code & 0xff, 5 | 6))
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
@@ -291,7 +307,31 @@ pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
 
 #[cfg(test)]
 mod tests {
-    use super::{GROUP_SIZE_BOUNDS, WriteStats};
+    use super::{
+        GROUP_SIZE_BOUNDS, WriteStats, postgres_code_is_transient, sqlite_code_is_transient,
+    };
+
+    #[test]
+    fn each_backend_retries_only_its_own_transient_codes() {
+        for sqlstate in ["08006", "53300", "57P01", "40001", "40P01"] {
+            assert!(postgres_code_is_transient(Some(sqlstate)), "{sqlstate}");
+        }
+        // 22021 (a NUL in text) and 42501 (no privilege) end in 5 and 1, the
+        // low byte SQLite's busy test reads: neither is worth a retry.
+        for sqlstate in ["22021", "42501", "23505", "22P02"] {
+            assert!(!postgres_code_is_transient(Some(sqlstate)), "{sqlstate}");
+        }
+        assert!(!postgres_code_is_transient(None));
+        // SQLITE_BUSY, SQLITE_LOCKED, SQLITE_BUSY_SNAPSHOT, SQLITE_LOCKED_SHAREDCACHE.
+        for code in ["5", "6", "517", "262"] {
+            assert!(sqlite_code_is_transient(Some(code)), "{code}");
+        }
+        // SQLITE_CONSTRAINT_UNIQUE, SQLITE_CORRUPT, SQLITE_READONLY.
+        for code in ["2067", "11", "8"] {
+            assert!(!sqlite_code_is_transient(Some(code)), "{code}");
+        }
+        assert!(!sqlite_code_is_transient(None));
+    }
 
     #[test]
     fn a_group_falls_in_the_first_bucket_whose_bound_holds_it() {

@@ -149,6 +149,13 @@ on_both_backends! {
     async fn every_error_has_the_json_shape_and_the_right_status(app: &TestApp) {
         let token = app.token("alice@exampleco.com", EMPLOYEE);
         let http = app.http();
+        let (status, _, created) = body(http.post(app.url("/timesheets")).bearer_auth(&token)
+            .json(&json!({"date": "2026-11-27", "project": "W", "hours": 1})).send().await.expect("create")).await;
+        assert_eq!(status, StatusCode::CREATED, "{created}");
+        let approved = created["id"].as_str().expect("id").to_owned();
+        let manager = app.token("manager@exampleco.com", MANAGER);
+        let status = http.put(app.url(&format!("/approvals/{approved}"))).bearer_auth(&manager).send().await.expect("approve").status();
+        assert_eq!(status, StatusCode::OK);
         struct Row { description: &'static str, request: reqwest::RequestBuilder, status: StatusCode, grpc: &'static str }
         let rows = vec![
             Row { description: "unknown path", request: http.get(app.url("/nope")).bearer_auth(&token), status: StatusCode::NOT_FOUND, grpc: "NOT_FOUND" },
@@ -162,7 +169,13 @@ on_both_backends! {
             Row { description: "broken authorization header", request: http.get(app.url("/timesheets")).header(header::AUTHORIZATION, "Bearer a b"), status: StatusCode::BAD_REQUEST, grpc: "UNAUTHENTICATED" },
             Row { description: "invalid token", request: http.get(app.url("/timesheets")).bearer_auth("a.b.c"), status: StatusCode::UNAUTHORIZED, grpc: "UNAUTHENTICATED" },
             Row { description: "missing scope", request: http.get(app.url("/approvals")).bearer_auth(&token), status: StatusCode::FORBIDDEN, grpc: "PERMISSION_DENIED" },
-            Row { description: "approved row cannot be deleted", request: http.delete(app.url("/v1/timesheets/none")).bearer_auth(&token), status: StatusCode::NOT_FOUND, grpc: "NOT_FOUND" },
+            Row { description: "no such row", request: http.delete(app.url("/v1/timesheets/none")).bearer_auth(&token), status: StatusCode::NOT_FOUND, grpc: "NOT_FOUND" },
+            Row { description: "approved row cannot be deleted", request: http.delete(app.url(&format!("/v1/timesheets/{approved}"))).bearer_auth(&token), status: StatusCode::BAD_REQUEST, grpc: "FAILED_PRECONDITION" },
+            // PostgreSQL text cannot hold a NUL; it must not reach either database.
+            Row { description: "a NUL in an id", request: http.get(app.url("/v1/timesheets/a%00b")).bearer_auth(&token), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
+            Row { description: "a NUL in a deleted id", request: http.delete(app.url("/v1/timesheets/a%00b")).bearer_auth(&token), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
+            Row { description: "a NUL in an approved id", request: http.put(app.url("/approvals/a%00b")).bearer_auth(&manager), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
+            Row { description: "a NUL in a filter", request: http.get(app.url("/v1/timesheets?project=a%00b")).bearer_auth(&token), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
         ];
         for row in rows {
             let (status, headers, error) = body(row.request.send().await.expect(row.description)).await;
@@ -176,6 +189,10 @@ on_both_backends! {
                 "wrong method on a known path" => assert_eq!(headers.get(header::ALLOW).and_then(|v| v.to_str().ok()), Some("GET, POST")),
                 "malformed JSON" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("line 1 column")), "{error}"),
                 "unknown JSON field" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("colour")), "{error}"),
+                "a NUL in an id" | "a NUL in a deleted id" | "a NUL in an approved id" | "a NUL in a filter" => {
+                    let field = if row.description == "a NUL in a filter" { "project" } else { "id" };
+                    assert_eq!(error["error"]["details"][0]["field_violations"][0]["field"], field, "{error}");
+                }
                 "validation failure" => {
                     let detail = &error["error"]["details"][0];
                     assert_eq!(detail["@type"], "type.googleapis.com/google.rpc.BadRequest");
