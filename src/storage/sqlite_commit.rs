@@ -216,12 +216,15 @@ fn run(mut conn: Connection, mut pending: mpsc::Receiver<Pending>, stats: &Group
 
 fn commit_group(conn: &mut Connection, group: Vec<Pending>) {
     let size = group.len();
-    // The caller's deadline expired while it queued: it was told
-    // DEADLINE_EXCEEDED, so the work is cancelled, not done anyway. Decided
-    // once, so a row is never both skipped and inserted.
-    let live: Vec<bool> = group.iter().map(|item| !item.reply.is_closed()).collect();
     let outcome = (|| -> Result<Vec<Result<Inserted>>> {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        // A caller whose deadline expired while it queued, or while BEGIN
+        // waited for the write lock (up to the busy timeout, behind a batch
+        // upload on the sqlx writer), was told DEADLINE_EXCEEDED, so its work
+        // is cancelled, not done anyway. Decided once, with the lock held,
+        // so a row is never both skipped and inserted; only a deadline that
+        // expires during the inserts and the commit itself is too late.
+        let live: Vec<bool> = group.iter().map(|item| !item.reply.is_closed()).collect();
         let rows: Vec<&NewTimesheet> = group
             .iter()
             .zip(&live)
