@@ -17,7 +17,9 @@ use tower::{Layer, Service};
 use super::Authenticator;
 use crate::observe;
 
-/// Wraps a gRPC service so that no call reaches it unauthenticated.
+/// Wraps a gRPC service so that no call reaches a handler of it
+/// unauthenticated (a path naming no method goes on to the service's own
+/// UNIMPLEMENTED answer).
 #[derive(Clone)]
 pub struct AuthLayer {
     auth: Arc<Authenticator>,
@@ -72,7 +74,8 @@ where
                 .authorize(request.uri().path(), request.headers())
                 .await
             {
-                Ok(principal) => {
+                Ok(None) => inner.call(request).await,
+                Ok(Some(principal)) => {
                     let caller = Arc::clone(&principal);
                     request.extensions_mut().insert(principal);
                     let response = inner.call(request).await;

@@ -21,7 +21,7 @@ use tonic::{Code, Status, metadata::MetadataValue};
 use tonic_types::{ErrorDetails, StatusExt};
 
 pub use layer::AuthLayer;
-pub use scopes::ScopeTable;
+pub use scopes::{Policy, ScopeTable};
 pub use token::{TokenPolicy, TokenVerifier};
 
 /// The authenticated caller, available to handlers via request extensions.
@@ -197,11 +197,19 @@ impl Authenticator {
     }
 
     /// Authenticates the caller and checks the scope `path` requires.
+    /// `None` when `path` names no method of the service: there is no
+    /// handler to protect, and the service itself answers UNIMPLEMENTED, as
+    /// gRPC asks of an unknown method, whoever calls.
     pub async fn authorize(
         &self,
         path: &str,
         headers: &HeaderMap,
-    ) -> Result<Arc<Principal>, AuthError> {
+    ) -> Result<Option<Arc<Principal>>, AuthError> {
+        let scope = match self.scopes.policy(path) {
+            Policy::Scope(scope) => scope,
+            Policy::Undeclared => return Err(AuthError::NoPolicy),
+            Policy::NotAMethod => return Ok(None),
+        };
         let credentials = bearer_credentials(headers)?;
         // The cache holds only verified b64token strings (see
         // `TokenVerifier::verify`), so bytes found in it are a valid token
@@ -210,9 +218,8 @@ impl Authenticator {
             Some(verdict) => verdict?,
             None => self.verifier.verify(b64token(credentials)?).await?,
         };
-        let scope = self.scopes.required(path).ok_or(AuthError::NoPolicy)?;
         if principal.has_scope(scope) {
-            Ok(principal)
+            Ok(Some(principal))
         } else {
             Err(AuthError::InsufficientScope(scope.to_owned()))
         }

@@ -108,3 +108,43 @@ on_both_backends! {
         client.list_timesheets(ListTimesheetsRequest::default()).await.expect("array scopes grant access");
     }
 }
+
+/// A path that names no method of the service has no handler behind it: it
+/// is UNIMPLEMENTED (what gRPC clients feature-detect on), token or not.
+#[tokio::test]
+async fn a_method_the_service_lacks_is_unimplemented_with_or_without_a_token() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let token = app.token("alice@exampleco.com", ALL_SCOPES);
+    for (path, bearer) in [
+        (
+            "/timesheets.v1.TimesheetService/UpdateTimesheet",
+            Some(&token),
+        ),
+        ("/timesheets.v1.TimesheetService/UpdateTimesheet", None),
+        ("/timesheets.v1.TimesheetService/gettimesheet", Some(&token)),
+    ] {
+        let mut grpc = tonic::client::Grpc::new(app.channel.clone());
+        grpc.ready().await.expect("ready");
+        let mut request = tonic::Request::new(());
+        if let Some(token) = bearer {
+            request.metadata_mut().insert(
+                "authorization",
+                format!("Bearer {token}").parse().expect("metadata"),
+            );
+        }
+        let codec = tonic_prost::ProstCodec::<(), ()>::default();
+        let status = grpc
+            .unary(request, path.parse().expect("path"), codec)
+            .await
+            .expect_err("no such method");
+        assert_eq!(
+            status.code(),
+            Code::Unimplemented,
+            "{path} (token: {}): {status:?}",
+            bearer.is_some()
+        );
+    }
+    app.shutdown().await;
+}
