@@ -162,6 +162,8 @@ on_both_backends! {
             Row { description: "wrong method on a known path", request: http.request(Method::PATCH, app.url("/timesheets")).bearer_auth(&token), status: StatusCode::METHOD_NOT_ALLOWED, grpc: "UNIMPLEMENTED" },
             Row { description: "malformed JSON", request: http.post(app.url("/timesheets")).bearer_auth(&token).header(header::CONTENT_TYPE, "application/json").body("{\"date\": "), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
             Row { description: "unknown JSON field", request: http.post(app.url("/timesheets")).bearer_auth(&token).json(&json!({"date": "2026-11-27", "project": "W", "hours": 1, "colour": "red"})), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
+            Row { description: "a field given twice", request: http.post(app.url("/timesheets")).bearer_auth(&token).header(header::CONTENT_TYPE, "application/json").body(r#"{"date": "2026-11-27", "project": "W", "hours": 1, "hours": 2}"#), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
+            Row { description: "a field under both its names", request: http.post(app.url("/timesheets/upload")).bearer_auth(app.token("cron@clients", IMPORTER)).header(header::CONTENT_TYPE, "application/json").body(r#"{"user_id": "a", "date": "2026-11-27", "project": "W", "hours": 1, "userId": "b"}"#), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
             Row { description: "unknown query parameter", request: http.get(app.url("/timesheets?colour=red")).bearer_auth(&token), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
             Row { description: "a body on a bodyless rule", request: http.get(app.url("/v1/timesheets/x")).bearer_auth(&token).json(&json!({"id": "y"})), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
             Row { description: "validation failure", request: http.post(app.url("/timesheets")).bearer_auth(&token).json(&json!({"date": "2026-02-30", "project": "W", "hours": 30})), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
@@ -188,6 +190,7 @@ on_both_backends! {
             match row.description {
                 "wrong method on a known path" => assert_eq!(headers.get(header::ALLOW).and_then(|v| v.to_str().ok()), Some("GET, POST")),
                 "malformed JSON" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("line 1 column")), "{error}"),
+                "a field given twice" | "a field under both its names" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("more than once")), "{error}"),
                 "unknown JSON field" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("colour")), "{error}"),
                 "a NUL in an id" | "a NUL in a deleted id" | "a NUL in an approved id" | "a NUL in a filter" => {
                     let field = if row.description == "a NUL in a filter" { "project" } else { "id" };

@@ -303,3 +303,56 @@ fn response_body_picks_one_field_as_a_bare_value() {
         "found under its camelCase name too"
     );
 }
+
+#[test]
+fn a_field_named_twice_is_refused_under_either_of_its_names() {
+    let pool = super::reply_json::everything_pool();
+    let everything = |body: &str| {
+        let desc = pool
+            .get_message_by_name("test.v1.Everything")
+            .expect("message");
+        json::read_message(desc, None, body.as_bytes(), &DeserializeOptions::new())
+            .map(drop)
+            .map_err(|e| e.to_string())
+    };
+    for (description, body) in [
+        ("the same key", r#"{"hours": 1, "hours": 2}"#),
+        ("JSON and proto name", r#"{"userId": "a", "user_id": "b"}"#),
+    ] {
+        let err = read(TIMESHEET, body).expect_err(description);
+        assert!(err.contains("more than once"), "{description}: {err}");
+    }
+    for (description, body) in [
+        (
+            "in a nested message",
+            r#"{"child": {"oneString": "a", "one_string": "b"}}"#,
+        ),
+        (
+            "in a list of messages",
+            r#"{"children": [{}, {"oneBool": true, "oneBool": false}]}"#,
+        ),
+        ("a map key", r#"{"labels": {"a": "1", "b": "2", "a": "3"}}"#),
+    ] {
+        let err = everything(body).expect_err(description);
+        assert!(err.contains("more than once"), "{description}: {err}");
+    }
+    // Distinct fields, equal keys in different objects, equal map values,
+    // and a Struct-like well-known form are all fine.
+    for body in [
+        r#"{"oneString": "a", "child": {"oneString": "b", "child": {"oneString": "c"}}}"#,
+        r#"{"children": [{"oneBool": true}, {"oneBool": false}]}"#,
+        r#"{"labels": {"a": "1", "b": "1"}, "at": "2026-11-27T00:00:00Z"}"#,
+        r#"{"colour": 1, "colour": 2}"#,
+    ] {
+        let result = everything(body);
+        let unknown = body.contains("colour");
+        assert!(
+            result.is_ok()
+                || (unknown
+                    && result
+                        .as_ref()
+                        .is_err_and(|e| e.contains("colour") && !e.contains("more than once"))),
+            "{body}: {result:?}"
+        );
+    }
+}
