@@ -47,7 +47,7 @@ use crate::{
     config::{DEV_AUDIENCE, ServeConfig},
     dev::{self, DevIssuer, SigningKey},
     metrics::Metrics,
-    observe::{Admission, CallMetricsLayer, ObserveLayer},
+    observe::{Admission, CallMetricsLayer, ObserveLayer, Protocol},
     pagination::PageTokens,
     proto::{
         FILE_DESCRIPTOR_SET, SERVICE_NAME, descriptor_pool,
@@ -59,7 +59,7 @@ use crate::{
     service::TimesheetApi,
     storage::{self, Store},
     tls,
-    transcode::{GrpcService, JsonNames, OpenApiInfo, TranscodeOptions, Transcoder},
+    transcode::{self, GrpcService, JsonNames, OpenApiInfo, TranscodeOptions, Transcoder},
 };
 
 use self::{cors::cors, verifier::build_verifier};
@@ -194,6 +194,7 @@ impl App {
                 &format!("/{SERVICE_NAME}/{{*method}}"),
                 GrpcWebLayer::new().layer(timesheets.clone()),
             )
+            .route_layer(axum::middleware::from_fn(grpc_only))
             .merge(routes::router(probes, openapi));
         let dev_banner = match &dev {
             Some(dev) => {
@@ -349,4 +350,23 @@ fn transcode_options(config: &ServeConfig) -> anyhow::Result<TranscodeOptions> {
         max_json_depth: config.json_max_depth,
         forward_headers,
     })
+}
+
+/// The gRPC paths (this service, health, reflection) speak gRPC and
+/// gRPC-Web only. Anything else would reach tonic, which reads a JSON body
+/// as a frame ("invalid compression flag: 123", INTERNAL) or, over
+/// HTTP/1.1, tonic-web's bare 400; the gRPC HTTP/2 protocol asks for 415.
+async fn grpc_only(
+    request: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if Protocol::of(request.headers()) == Protocol::Json {
+        return transcode::error_response(
+            tonic::Code::InvalidArgument,
+            "this path serves gRPC and gRPC-Web (content-type application/grpc or \
+             application/grpc-web); HTTP/JSON is served at the paths in /openapi.json",
+            Some(http::StatusCode::UNSUPPORTED_MEDIA_TYPE),
+        );
+    }
+    next.run(request).await
 }

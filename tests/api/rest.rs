@@ -257,3 +257,39 @@ on_both_backends! {
         assert_eq!(script.status(), StatusCode::OK);
     }
 }
+
+/// JSON sent to a gRPC path is not read as a gRPC frame: 415, in the JSON
+/// error shape, over either HTTP version.
+#[tokio::test]
+async fn json_sent_to_a_grpc_path_is_an_unsupported_media_type() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let token = app.token("alice@exampleco.com", EMPLOYEE);
+    for (version, http) in [("HTTP/1.1", app.http()), ("HTTP/2", app.h2())] {
+        for path in [
+            "/timesheets.v1.TimesheetService/GetTimesheet",
+            "/grpc.health.v1.Health/Check",
+        ] {
+            let response = http
+                .post(app.url(path))
+                .bearer_auth(&token)
+                .json(&json!({"id": "x"}))
+                .send()
+                .await
+                .expect("send");
+            let (status, headers, error) = body(response).await;
+            assert_eq!(
+                status,
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "{version} {path}: {error}"
+            );
+            assert_eq!(content_type(&headers), JSON, "{version} {path}");
+            assert_eq!(
+                error["error"]["status"], "INVALID_ARGUMENT",
+                "{version} {path}"
+            );
+        }
+    }
+    app.shutdown().await;
+}
