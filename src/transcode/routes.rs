@@ -69,9 +69,16 @@ impl RouteTable {
             let Some(captures) = binding.template.matches(&segments) else {
                 continue;
             };
-            if binding.http_method != *method {
+            // HEAD is GET without the body (RFC 9110 §9.3.2; hyper leaves the
+            // body out), so every GET binding serves it too.
+            let serves = binding.http_method == *method
+                || (*method == Method::HEAD && binding.http_method == Method::GET);
+            if !serves {
                 if !allow.contains(&binding.http_method) {
                     allow.push(binding.http_method.clone());
+                }
+                if binding.http_method == Method::GET && !allow.contains(&Method::HEAD) {
+                    allow.push(Method::HEAD);
                 }
                 continue;
             }

@@ -188,7 +188,7 @@ on_both_backends! {
             assert!(error["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{}", row.description);
             assert!(error["error"]["details"].is_array(), "{}", row.description);
             match row.description {
-                "wrong method on a known path" => assert_eq!(headers.get(header::ALLOW).and_then(|v| v.to_str().ok()), Some("GET, POST")),
+                "wrong method on a known path" => assert_eq!(headers.get(header::ALLOW).and_then(|v| v.to_str().ok()), Some("GET, HEAD, POST")),
                 "malformed JSON" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("line 1 column")), "{error}"),
                 "a field given twice" | "a field under both its names" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("more than once")), "{error}"),
                 "unknown JSON field" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("colour")), "{error}"),
@@ -290,6 +290,36 @@ async fn json_sent_to_a_grpc_path_is_an_unsupported_media_type() {
                 "{version} {path}"
             );
         }
+    }
+    app.shutdown().await;
+}
+
+/// HEAD is GET without the body (RFC 9110 §9.3.2), checked the same way.
+#[tokio::test]
+async fn head_answers_what_get_would_without_the_body() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let token = app.token("alice@exampleco.com", EMPLOYEE);
+    for (version, http) in [("HTTP/1.1", app.http()), ("HTTP/2", app.h2())] {
+        let response = http
+            .head(app.url("/timesheets"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("head");
+        assert_eq!(response.status(), StatusCode::OK, "{version}");
+        assert_eq!(content_type(response.headers()), JSON, "{version}");
+        assert!(
+            response.bytes().await.expect("body").is_empty(),
+            "{version}"
+        );
+        let refused = http
+            .head(app.url("/timesheets"))
+            .send()
+            .await
+            .expect("head without a token");
+        assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{version}");
     }
     app.shutdown().await;
 }

@@ -66,9 +66,9 @@ async fn routing_errors_are_json_404_and_405_with_allow() {
     let answer = answer_with(Status::ok(""), http("GET", "/nowhere", "")).await;
     envelope(&answer, 404, "NOT_FOUND");
     let cases = [
-        ("PATCH", "/v1/timesheets/x", "DELETE, GET"),
+        ("PATCH", "/v1/timesheets/x", "DELETE, GET, HEAD"),
         ("POST", "/approvals/x", "PUT"),
-        ("DELETE", "/timesheets", "GET, POST"),
+        ("DELETE", "/timesheets", "GET, HEAD, POST"),
     ];
     for (method, path, allow) in cases {
         let answer = answer_with(Status::ok(""), http(method, path, "")).await;
