@@ -40,6 +40,12 @@ pub(crate) enum TranscodeError {
     /// The body exceeds `max_body_bytes` → 413 (status INVALID_ARGUMENT).
     #[error("the request body exceeds {limit} bytes")]
     BodyTooLarge { limit: usize },
+    /// A body that is not JSON, sent as another media type (a form, say)
+    /// → 415 (status INVALID_ARGUMENT). A JSON body is read whatever its
+    /// content type says (`curl -d` calls JSON a form), so only a body
+    /// that fails to parse under a non-JSON type gets this.
+    #[error("request bodies are JSON (application/json); this one is {content_type}")]
+    UnsupportedMediaType { content_type: String },
     /// Malformed input: JSON, a path value, a query parameter, a header →
     /// 400 INVALID_ARGUMENT, with a BadRequest detail naming the field when
     /// there is one.
@@ -165,6 +171,12 @@ impl ErrorRenderer {
                 error.to_string(),
                 Vec::new(),
                 Some(StatusCode::PAYLOAD_TOO_LARGE),
+            ),
+            TranscodeError::UnsupportedMediaType { .. } => (
+                Code::InvalidArgument,
+                error.to_string(),
+                Vec::new(),
+                Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
             ),
             TranscodeError::InvalidArgument { field, message } => {
                 let details = field

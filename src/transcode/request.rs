@@ -70,12 +70,10 @@ fn build(
                 ),
             });
         }
-        (BodyTarget::Whole, false) => {
-            json::read_message(input, None, body, options).map_err(json_error)?
-        }
-        (BodyTarget::Field(field), false) => {
-            json::read_message(input, Some(field), body, options).map_err(json_error)?
-        }
+        (BodyTarget::Whole, false) => json::read_message(input, None, body, options)
+            .map_err(|err| json_error(err, headers))?,
+        (BodyTarget::Field(field), false) => json::read_message(input, Some(field), body, options)
+            .map_err(|err| json_error(err, headers))?,
     };
     for (chain, capture) in binding.path_fields.iter().zip(captures) {
         let dotted = dotted(chain);
@@ -98,11 +96,32 @@ fn build(
 }
 
 /// A parser error, with serde_json's line and column, as a 400.
-fn json_error(err: serde_json::Error) -> TranscodeError {
+fn json_error(err: serde_json::Error, headers: &HeaderMap) -> TranscodeError {
+    let not_json = err.is_syntax() || err.is_eof();
+    let declared = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !is_json_media_type(v));
+    if let (true, Some(content_type)) = (not_json, declared) {
+        return TranscodeError::UnsupportedMediaType {
+            content_type: content_type.to_owned(),
+        };
+    }
     TranscodeError::InvalidArgument {
         field: None,
         message: format!("invalid JSON body: {err}"),
     }
+}
+
+/// `application/json` or a `+json` type, any parameters aside.
+fn is_json_media_type(content_type: &str) -> bool {
+    let essence = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json" || essence.ends_with("+json")
 }
 
 fn dotted(chain: &[FieldDescriptor]) -> String {

@@ -162,6 +162,7 @@ on_both_backends! {
             Row { description: "wrong method on a known path", request: http.request(Method::PATCH, app.url("/timesheets")).bearer_auth(&token), status: StatusCode::METHOD_NOT_ALLOWED, grpc: "UNIMPLEMENTED" },
             Row { description: "malformed JSON", request: http.post(app.url("/timesheets")).bearer_auth(&token).header(header::CONTENT_TYPE, "application/json").body("{\"date\": "), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
             Row { description: "unknown JSON field", request: http.post(app.url("/timesheets")).bearer_auth(&token).json(&json!({"date": "2026-11-27", "project": "W", "hours": 1, "colour": "red"})), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
+            Row { description: "a form body", request: http.post(app.url("/timesheets")).bearer_auth(&token).form(&[("date", "2026-11-27"), ("project", "W"), ("hours", "1")]), status: StatusCode::UNSUPPORTED_MEDIA_TYPE, grpc: "INVALID_ARGUMENT" },
             Row { description: "a field given twice", request: http.post(app.url("/timesheets")).bearer_auth(&token).header(header::CONTENT_TYPE, "application/json").body(r#"{"date": "2026-11-27", "project": "W", "hours": 1, "hours": 2}"#), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
             Row { description: "a field under both its names", request: http.post(app.url("/timesheets/upload")).bearer_auth(app.token("cron@clients", IMPORTER)).header(header::CONTENT_TYPE, "application/json").body(r#"{"user_id": "a", "date": "2026-11-27", "project": "W", "hours": 1, "userId": "b"}"#), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
             Row { description: "unknown query parameter", request: http.get(app.url("/timesheets?colour=red")).bearer_auth(&token), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
@@ -190,6 +191,7 @@ on_both_backends! {
             match row.description {
                 "wrong method on a known path" => assert_eq!(headers.get(header::ALLOW).and_then(|v| v.to_str().ok()), Some("GET, HEAD, POST")),
                 "malformed JSON" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("line 1 column")), "{error}"),
+                "a form body" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("application/x-www-form-urlencoded")), "{error}"),
                 "a field given twice" | "a field under both its names" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("more than once")), "{error}"),
                 "unknown JSON field" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("colour")), "{error}"),
                 "a NUL in an id" | "a NUL in a deleted id" | "a NUL in an approved id" | "a NUL in a filter" => {
@@ -321,5 +323,28 @@ async fn head_answers_what_get_would_without_the_body() {
             .expect("head without a token");
         assert_eq!(refused.status(), StatusCode::UNAUTHORIZED, "{version}");
     }
+    app.shutdown().await;
+}
+
+/// `curl -d '{...}'` labels JSON as a form; a body that is JSON is read as
+/// JSON whatever its content type says.
+#[tokio::test]
+async fn a_json_body_labelled_as_a_form_is_still_read_as_json() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let token = app.token("alice@exampleco.com", EMPLOYEE);
+    let response = app
+        .http()
+        .post(app.url("/timesheets"))
+        .bearer_auth(&token)
+        .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .body(r#"{"date": "2026-11-27", "project": "Curl", "hours": 2}"#)
+        .send()
+        .await
+        .expect("send");
+    let (status, _, created) = body(response).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["project"], "Curl");
     app.shutdown().await;
 }
