@@ -10,13 +10,16 @@
 //!
 //! - `verifier`: the token verifier and key stores from the configuration.
 //! - `cors`: the CORS layer for browsers on other origins.
+//! - `grpc_only`: the gRPC routes' 415 for anything but gRPC and gRPC-Web.
 //! - `background`: the background tasks (key refreshers) and their shutdown.
 
 mod background;
 mod cors;
+mod grpc_only;
 mod verifier;
 
 pub use background::Background;
+use grpc_only::GrpcOnly;
 
 use std::{
     future::Future,
@@ -47,7 +50,7 @@ use crate::{
     config::{DEV_AUDIENCE, ServeConfig},
     dev::{self, DevIssuer, SigningKey},
     metrics::Metrics,
-    observe::{Admission, CallMetricsLayer, ObserveLayer, Protocol},
+    observe::{Admission, CallMetricsLayer, ObserveLayer},
     pagination::PageTokens,
     proto::{
         FILE_DESCRIPTOR_SET, SERVICE_NAME, descriptor_pool,
@@ -59,7 +62,7 @@ use crate::{
     service::TimesheetApi,
     storage::{self, Store},
     tls,
-    transcode::{self, GrpcService, JsonNames, OpenApiInfo, TranscodeOptions, Transcoder},
+    transcode::{GrpcService, JsonNames, OpenApiInfo, TranscodeOptions, Transcoder},
 };
 
 use self::{cors::cors, verifier::build_verifier};
@@ -179,22 +182,23 @@ impl App {
             scope_option: Some(REQUIRED_SCOPE_OPTION.to_owned()),
             token_url: token_url(&config, dev.as_deref()),
         });
-        let mut router = Routes::new(health_service)
-            .add_service(reflection().build_v1().context("building reflection v1")?)
+        let mut router = Routes::new(GrpcOnly(health_service))
+            .add_service(GrpcOnly(
+                reflection().build_v1().context("building reflection v1")?,
+            ))
             // grpcurl still speaks v1alpha only.
-            .add_service(
+            .add_service(GrpcOnly(
                 reflection()
                     .build_v1alpha()
                     .context("building reflection v1alpha")?,
-            )
+            ))
             .into_axum_router()
             // Native gRPC and gRPC-Web: tonic-web passes plain gRPC through
             // and translates gRPC-Web, for this service only.
             .route_service(
                 &format!("/{SERVICE_NAME}/{{*method}}"),
-                GrpcWebLayer::new().layer(timesheets.clone()),
+                GrpcOnly(GrpcWebLayer::new().layer(timesheets.clone())),
             )
-            .route_layer(axum::middleware::from_fn(grpc_only))
             .merge(routes::router(probes, openapi));
         let dev_banner = match &dev {
             Some(dev) => {
@@ -350,23 +354,4 @@ fn transcode_options(config: &ServeConfig) -> anyhow::Result<TranscodeOptions> {
         max_json_depth: config.json_max_depth,
         forward_headers,
     })
-}
-
-/// The gRPC paths (this service, health, reflection) speak gRPC and
-/// gRPC-Web only. Anything else would reach tonic, which reads a JSON body
-/// as a frame ("invalid compression flag: 123", INTERNAL) or, over
-/// HTTP/1.1, tonic-web's bare 400; the gRPC HTTP/2 protocol asks for 415.
-async fn grpc_only(
-    request: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    if Protocol::of(request.headers()) == Protocol::Json {
-        return transcode::error_response(
-            tonic::Code::InvalidArgument,
-            "this path serves gRPC and gRPC-Web (content-type application/grpc or \
-             application/grpc-web); HTTP/JSON is served at the paths in /openapi.json",
-            Some(http::StatusCode::UNSUPPORTED_MEDIA_TYPE),
-        );
-    }
-    next.run(request).await
 }
