@@ -17,7 +17,7 @@
 # the verdict is on the median round. ROUNDS=1 is the plain "once on each".
 #
 # Knobs (env): DURATION THREADS CONNS WARMUP GET_SEED are passed through to bench.sh
-#   (defaults there: 10 2 64 2 10); ROUNDS=3 (pairs of runs); PEER_BENCH=path
+#   (defaults there: 10 2 64 2 10); ROUNDS=4 (pairs of runs, about 2 min each); PEER_BENCH=path
 #   overrides the harness location; SKIP_BUILD=1 uses the existing
 #   ${CARGO_TARGET_DIR:-target}/release binary; OUT=path also writes the tables there.
 #
@@ -29,7 +29,7 @@ ROOT=$(cd "$(dirname "$0")/.." && pwd)
 PEER=${PEER_BENCH:-$ROOT/../shared/peers/node-sample/bench.sh}
 SKIP_BUILD=${SKIP_BUILD:-0}
 OUT=${OUT:-}
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-4}
 TARGET=${CARGO_TARGET_DIR:-target}
 [[ $TARGET == /* ]] || TARGET=$ROOT/$TARGET
 BIN=$TARGET/release/timesheets
@@ -92,9 +92,11 @@ for r in $(seq "$ROUNDS"); do
   else
     run "ours-$r" "$OURS"; run "node-$r"
   fi
+  rm -rf "${WORK:?}/db/"*  # each phase's database, done with
 done
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }'; }
+# Two decimals, so that a verdict is not on a ratio rounded up to 10.0.
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "n/a" }'; }
 verdict() { awk -v t="$1" -v p="$2" 'BEGIN { print (t >= 10 && p >= 3) ? "met" : "NOT met" }'; }
 # The middle value (the mean of the two middle ones for an even count).
 median() { printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%.6g", NR % 2 ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -137,7 +139,7 @@ across() { # array-name label
   echo "| phase | Node req/s | ours req/s | throughput ours/Node | Node p99 ms | ours p99 ms | p99 Node/ours | Node p50 ms | ours p50 ms | Node RSS MiB | ours RSS MiB | rounds at target | target (>=10x, p99 <= 1/3) |"
   echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|"
   for label in "${LABELS[@]}"; do
-    t=$(printf '%.1f' "$(across T "$label")") p=$(printf '%.1f' "$(across P "$label")")
+    t=$(printf '%.2f' "$(across T "$label")") p=$(printf '%.2f' "$(across P "$label")")
     hits=0
     for r in $(seq "$ROUNDS"); do
       [[ $(verdict "${T[$r/$label]}" "${P[$r/$label]}") == met ]] && hits=$(( hits + 1 ))

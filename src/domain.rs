@@ -30,6 +30,8 @@ pub const MAX_NOTES_CHARS: usize = 2000;
 /// RFC 5321 caps an email address at 320 characters; user ids are often emails.
 pub const MAX_USER_ID_CHARS: usize = 320;
 pub const MAX_REQUEST_ID_CHARS: usize = 128;
+/// Ids are 32 hex digits; four times that leaves room for other id schemes
+/// while keeping a caller's junk out of the database.
 pub const MAX_ID_CHARS: usize = 128;
 pub const MAX_HOURS: f64 = 24.0;
 

@@ -55,9 +55,15 @@ impl Protocol {
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
-        if content_type.starts_with("application/grpc-web") {
+        // Media types are case-insensitive (RFC 9110 §8.3.1).
+        let starts = |prefix: &str| {
+            content_type
+                .get(..prefix.len())
+                .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
+        };
+        if starts("application/grpc-web") {
             Protocol::GrpcWeb
-        } else if content_type.starts_with("application/grpc") {
+        } else if starts("application/grpc") {
             Protocol::Grpc
         } else {
             Protocol::Json
@@ -450,6 +456,27 @@ pub fn subject_tag(subject: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_protocol_comes_from_the_media_type_in_any_case() {
+        let of = |content_type: Option<&str>| {
+            let mut headers = HeaderMap::new();
+            if let Some(value) = content_type {
+                headers.insert(
+                    header::CONTENT_TYPE,
+                    HeaderValue::from_str(value).expect("value"),
+                );
+            }
+            Protocol::of(&headers)
+        };
+        assert_eq!(of(Some("application/grpc")), Protocol::Grpc);
+        assert_eq!(of(Some("Application/GRPC+proto")), Protocol::Grpc);
+        assert_eq!(of(Some("application/grpc-web-text")), Protocol::GrpcWeb);
+        assert_eq!(of(Some("APPLICATION/grpc-WEB+proto")), Protocol::GrpcWeb);
+        assert_eq!(of(Some("application/json")), Protocol::Json);
+        assert_eq!(of(Some("application/grp")), Protocol::Json);
+        assert_eq!(of(None), Protocol::Json);
+    }
 
     #[test]
     fn request_ids_are_never_indexed_by_hpack_whether_made_or_echoed() {

@@ -19,9 +19,11 @@ pub const REQUIRED_SCOPE_OPTION: &str = "timesheets.v1.required_scope";
 pub enum Policy<'a> {
     /// A method that requires this scope.
     Scope(&'a str),
-    /// A method that declares no scope: every call is refused.
+    /// A method that declares no scope, or a path outside the table's
+    /// services: every call is refused.
     Undeclared,
-    /// Not a method of the service: nothing to authorize.
+    /// A path under one of the table's services that names none of its
+    /// methods: no handler to protect (tonic dispatches on the exact path).
     NotAMethod,
 }
 
@@ -30,6 +32,8 @@ pub enum Policy<'a> {
 #[derive(Debug, Clone, Default)]
 pub struct ScopeTable {
     by_path: HashMap<String, Option<String>>,
+    /// `/package.Service/` of every service read.
+    services: Vec<String>,
 }
 
 impl ScopeTable {
@@ -39,10 +43,12 @@ impl ScopeTable {
             .get_extension_by_name(REQUIRED_SCOPE_OPTION)
             .with_context(|| format!("descriptor set lacks the {REQUIRED_SCOPE_OPTION} option"))?;
         let mut by_path = HashMap::new();
+        let mut prefixes = Vec::new();
         for name in services {
             let service = pool
                 .get_service_by_name(name)
                 .with_context(|| format!("service {name} is not in the descriptor set"))?;
+            prefixes.push(format!("/{}/", service.full_name()));
             for method in service.methods() {
                 let path = format!("/{}/{}", service.full_name(), method.name());
                 let options = method.options();
@@ -69,7 +75,10 @@ impl ScopeTable {
                 by_path.insert(path, Some(scope));
             }
         }
-        Ok(Self { by_path })
+        Ok(Self {
+            by_path,
+            services: prefixes,
+        })
     }
 
     /// What a call to `path` needs.
@@ -77,7 +86,12 @@ impl ScopeTable {
         match self.by_path.get(path) {
             Some(Some(scope)) => Policy::Scope(scope),
             Some(None) => Policy::Undeclared,
-            None => Policy::NotAMethod,
+            None if self.services.iter().any(|s| path.starts_with(s.as_str())) => {
+                Policy::NotAMethod
+            }
+            // Default deny: a service wrapped without being read into the
+            // table must not go unchecked.
+            None => Policy::Undeclared,
         }
     }
 
@@ -126,14 +140,13 @@ mod tests {
     }
 
     #[test]
-    fn paths_that_name_no_method_of_the_service_are_not_methods() {
+    fn paths_under_the_service_that_name_no_method_are_not_methods() {
         let table =
             ScopeTable::from_descriptors(descriptor_pool(), &[SERVICE_NAME]).expect("table builds");
         for path in [
             "/timesheets.v1.TimesheetService/DropAll",
             "/timesheets.v1.TimesheetService/GetTimesheet/",
             "/timesheets.v1.TimesheetService/gettimesheet",
-            "/grpc.health.v1.Health/Check",
         ] {
             assert_eq!(table.policy(path), Policy::NotAMethod, "{path}");
         }
@@ -141,13 +154,47 @@ mod tests {
             table.policy("/timesheets.v1.TimesheetService/GetTimesheet"),
             Policy::Scope("read:timesheets")
         );
+        // Outside the table's services nothing passes unchecked.
+        for path in [
+            "/grpc.health.v1.Health/Check",
+            "/timesheets.v1.TimesheetServiceX/GetTimesheet",
+            "/",
+        ] {
+            assert_eq!(table.policy(path), Policy::Undeclared, "{path}");
+        }
     }
 
     #[test]
     fn a_method_without_a_declared_scope_is_refused_not_skipped() {
-        let mut table = ScopeTable::default();
-        table.by_path.insert("/p.S/Open".into(), None);
-        assert_eq!(table.policy("/p.S/Open"), Policy::Undeclared);
-        assert!(table.entries().is_empty());
+        // The real descriptors plus a service whose one method declares no scope.
+        let mut pool = descriptor_pool().clone();
+        let file = prost_types::FileDescriptorProto {
+            name: Some("test/open.proto".into()),
+            package: Some("test".into()),
+            dependency: vec!["timesheets/v1/timesheets.proto".into()],
+            syntax: Some("proto3".into()),
+            service: vec![prost_types::ServiceDescriptorProto {
+                name: Some("Open".into()),
+                method: vec![prost_types::MethodDescriptorProto {
+                    name: Some("Unguarded".into()),
+                    input_type: Some(".timesheets.v1.GetTimesheetRequest".into()),
+                    output_type: Some(".timesheets.v1.Timesheet".into()),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        pool.add_file_descriptor_proto(file).expect("test file");
+        let table = ScopeTable::from_descriptors(&pool, &["test.Open", SERVICE_NAME])
+            .expect("table builds");
+        assert_eq!(table.policy("/test.Open/Unguarded"), Policy::Undeclared);
+        assert_eq!(table.policy("/test.Open/Other"), Policy::NotAMethod);
+        assert!(
+            table
+                .entries()
+                .iter()
+                .all(|(path, _)| !path.starts_with("/test.Open/"))
+        );
     }
 }

@@ -1,7 +1,8 @@
 //! JSON ↔ `DynamicMessage`, straight through prost-reflect's serde support:
 //! a request body into the whole message or into one field of it, and a
 //! response message (or its `response_body` field) out. No
-//! `serde_json::Value` in between, so nothing is parsed or built twice.
+//! `serde_json::Value` in between; a body is scanned once beforehand for
+//! repeated keys (`unique_keys`), which prost-reflect would let through.
 //!
 //! Numbers sent as strings (Android's `"hours":"8"`) need nothing here:
 //! prost-reflect's float and integer visitors accept decimal strings, as the
@@ -77,11 +78,7 @@ pub(crate) fn read_message(
     options: &DeserializeOptions,
 ) -> Result<DynamicMessage, serde_json::Error> {
     // prost-reflect keeps the last of a repeated key; refuse it first.
-    let mut input = serde_json::Deserializer::from_slice(json);
-    match field {
-        None => FieldsOf(&desc).deserialize(&mut input)?,
-        Some(field) => ValueOf(field).deserialize(&mut input)?,
-    }
+    super::unique_keys::check(&desc, field, json)?;
     let mut input = serde_json::Deserializer::from_slice(json);
     let message = match field {
         None => DynamicMessage::deserialize_with_options(desc, &mut input, options)?,
@@ -98,190 +95,6 @@ pub(crate) fn read_message(
     };
     input.end()?;
     Ok(message)
-}
-
-/// Walks a JSON object as `desc` reads it and refuses a field named twice,
-/// under one name or under both its JSON and proto names (the protobuf JSON
-/// conformance suite's FieldNameDuplicate cases), and a map key given twice.
-/// Anything else is left alone: unknown keys, wrong types and the
-/// well-known types' own forms are the parser's to judge.
-struct FieldsOf<'a>(&'a MessageDescriptor);
-
-impl<'de> DeserializeSeed<'de> for FieldsOf<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for FieldsOf<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "any JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        if is_well_known(self.0) {
-            while map
-                .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
-                .is_some()
-            {}
-            return Ok(());
-        }
-        let mut seen = Vec::new();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            // Resolved as prost-reflect resolves it: JSON name, then proto name.
-            let field = self
-                .0
-                .get_field_by_json_name(&key)
-                .or_else(|| self.0.get_field_by_name(&key));
-            match field {
-                Some(field) if seen.contains(&field.number()) => {
-                    return Err(de::Error::custom(format_args!(
-                        "field `{}` given more than once",
-                        field.json_name()
-                    )));
-                }
-                Some(field) => {
-                    seen.push(field.number());
-                    map.next_value_seed(ValueOf(&field))?;
-                }
-                None => {
-                    map.next_value::<de::IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        while seq.next_element::<de::IgnoredAny>()?.is_some() {}
-        Ok(())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
-}
-
-/// The value of one field, walked for [`FieldsOf`]'s check.
-struct ValueOf<'a>(&'a FieldDescriptor);
-
-impl<'de> DeserializeSeed<'de> for ValueOf<'_> {
-    type Value = ();
-
-    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
-        deserializer.deserialize_any(self)
-    }
-}
-
-impl ValueOf<'_> {
-    /// The message type an element (or map value) of this field is walked
-    /// as; well-known types have JSON forms of their own.
-    fn element(&self) -> Option<MessageDescriptor> {
-        let kind = if self.0.is_map() {
-            match self.0.kind() {
-                prost_reflect::Kind::Message(entry) => entry.map_entry_value_field().kind(),
-                _ => return None,
-            }
-        } else {
-            self.0.kind()
-        };
-        match kind {
-            prost_reflect::Kind::Message(message) if !is_well_known(&message) => Some(message),
-            _ => None,
-        }
-    }
-}
-
-/// The well-known types have JSON forms of their own (a Timestamp is a
-/// string, a Struct an object of any keys), which the check leaves alone.
-fn is_well_known(message: &MessageDescriptor) -> bool {
-    message.package_name() == "google.protobuf"
-}
-
-impl<'de> Visitor<'de> for ValueOf<'_> {
-    type Value = ();
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        write!(f, "any JSON value")
-    }
-
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let element = self.element();
-        if !self.0.is_map() {
-            return match element {
-                Some(message) if !self.0.is_list() => FieldsOf(&message).visit_map(map),
-                _ => {
-                    while map
-                        .next_entry::<de::IgnoredAny, de::IgnoredAny>()?
-                        .is_some()
-                    {}
-                    Ok(())
-                }
-            };
-        }
-        let mut seen = std::collections::HashSet::new();
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if !seen.insert(key.clone()) {
-                return Err(de::Error::custom(format_args!(
-                    "map `{}` has the key {key:?} more than once",
-                    self.0.json_name()
-                )));
-            }
-            match &element {
-                Some(message) => map.next_value_seed(FieldsOf(message))?,
-                None => {
-                    map.next_value::<de::IgnoredAny>()?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        match self.element().filter(|_| self.0.is_list()) {
-            Some(message) => while seq.next_element_seed(FieldsOf(&message))?.is_some() {},
-            None => while seq.next_element::<de::IgnoredAny>()?.is_some() {},
-        }
-        Ok(())
-    }
-
-    fn visit_bool<E: de::Error>(self, _: bool) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_i64<E: de::Error>(self, _: i64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_u64<E: de::Error>(self, _: u64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_f64<E: de::Error>(self, _: f64) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_str<E: de::Error>(self, _: &str) -> Result<(), E> {
-        Ok(())
-    }
-    fn visit_unit<E: de::Error>(self) -> Result<(), E> {
-        Ok(())
-    }
 }
 
 /// Writes `message`, or only its `field`, as JSON. `proto_names` must match

@@ -8,6 +8,7 @@
 //! - `routes`: method + path → binding, 404 and 405.
 //! - `scalar`: text → value, for path variables and query parameters.
 //! - `json`: JSON ↔ message through prost-reflect's serde support.
+//! - `unique_keys`: refuses a body that names a field or map key twice.
 //! - `reply_json`: a reply's protobuf bytes straight to JSON (the common
 //!   shapes; anything else goes through `json`).
 //! - `request`: body, path, query and headers → the request message.
@@ -37,6 +38,7 @@ mod routes;
 mod rules;
 mod scalar;
 mod template;
+mod unique_keys;
 
 #[cfg(test)]
 mod tests;

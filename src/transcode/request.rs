@@ -263,3 +263,30 @@ fn apply_idempotency_key(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::is_json_media_type;
+
+    #[test]
+    fn json_media_types_are_told_apart_whatever_their_parameters_and_case() {
+        for json in [
+            "application/json",
+            "application/json; charset=utf-8",
+            "Application/JSON;charset=UTF-8",
+            "application/merge-patch+json",
+            " application/json ",
+        ] {
+            assert!(is_json_media_type(json), "{json}");
+        }
+        for other in [
+            "application/x-www-form-urlencoded",
+            "multipart/form-data; boundary=x",
+            "text/plain",
+            "application/jsonp",
+            "",
+        ] {
+            assert!(!is_json_media_type(other), "{other}");
+        }
+    }
+}

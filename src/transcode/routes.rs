@@ -63,16 +63,18 @@ impl RouteTable {
         let Some(segments) = split_path(path) else {
             return Lookup::NotFound;
         };
-        let mut best: Option<(&Binding, Vec<Capture>)> = None;
+        // (binding, captures, whether its method is the request's own).
+        let mut best: Option<(&Binding, Vec<Capture>, bool)> = None;
         let mut allow: Vec<Method> = Vec::new();
         for binding in &self.bindings {
             let Some(captures) = binding.template.matches(&segments) else {
                 continue;
             };
-            // HEAD is GET without the body (RFC 9110 §9.3.2; hyper leaves the
-            // body out), so every GET binding serves it too.
-            let serves = binding.http_method == *method
-                || (*method == Method::HEAD && binding.http_method == Method::GET);
+            // HEAD is GET without the body (RFC 9110 §9.3.2), so a GET
+            // binding serves it unless a HEAD binding matches; the body is
+            // left out by hyper on HTTP/1.1 and by axum's router on HTTP/2.
+            let exact = binding.http_method == *method;
+            let serves = exact || (*method == Method::HEAD && binding.http_method == Method::GET);
             if !serves {
                 if !allow.contains(&binding.http_method) {
                     allow.push(binding.http_method.clone());
@@ -82,15 +84,17 @@ impl RouteTable {
                 }
                 continue;
             }
-            let better = best
-                .as_ref()
-                .is_none_or(|(current, _)| more_specific(&binding.template, &current.template));
+            let better = best.as_ref().is_none_or(|(current, _, current_exact)| {
+                (exact && !current_exact)
+                    || (exact == *current_exact
+                        && more_specific(&binding.template, &current.template))
+            });
             if better {
-                best = Some((binding, captures));
+                best = Some((binding, captures, exact));
             }
         }
         match best {
-            Some((binding, captures)) => Lookup::Found { binding, captures },
+            Some((binding, captures, _)) => Lookup::Found { binding, captures },
             None if allow.is_empty() => Lookup::NotFound,
             None => {
                 allow.sort_by(|a, b| a.as_str().cmp(b.as_str()));

@@ -310,8 +310,23 @@ async fn head_answers_what_get_would_without_the_body() {
             .send()
             .await
             .expect("head");
+        let get = http
+            .get(app.url("/timesheets"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .expect("get");
         assert_eq!(response.status(), StatusCode::OK, "{version}");
-        assert_eq!(content_type(response.headers()), JSON, "{version}");
+        assert_eq!(response.status(), get.status(), "{version}");
+        assert_eq!(
+            content_type(response.headers()),
+            content_type(get.headers()),
+            "{version}"
+        );
+        assert!(
+            !get.bytes().await.expect("GET body").is_empty(),
+            "{version}"
+        );
         assert!(
             response.bytes().await.expect("body").is_empty(),
             "{version}"

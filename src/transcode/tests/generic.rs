@@ -242,3 +242,40 @@ fn the_same_path_for_different_methods_is_no_conflict() {
         "a method without a rule has no binding"
     );
 }
+
+#[test]
+fn head_takes_a_get_binding_unless_a_head_binding_matches() {
+    use crate::transcode::routes::Lookup;
+    let rpc_of = |lookup: Lookup<'_>| match lookup {
+        Lookup::Found { binding, .. } => binding.rpc.name().to_owned(),
+        other => panic!("{other:?}"),
+    };
+    let methods = [
+        method("GetThing", r#"{"get":"/v1/things/fixed"}"#),
+        method(
+            "HeadThing",
+            r#"{"custom":{"kind":"HEAD","path":"/v1/things/{name}"}}"#,
+        ),
+        method("ListThings", r#"{"get":"/v1/things"}"#),
+    ];
+    let transcoder = transcoder(&methods).expect("rules are valid");
+    let routes = &transcoder.routes;
+    // The HEAD binding wins though the GET template is more specific.
+    assert_eq!(
+        rpc_of(routes.lookup(&http::Method::HEAD, "/v1/things/fixed")),
+        "HeadThing"
+    );
+    assert_eq!(
+        rpc_of(routes.lookup(&http::Method::GET, "/v1/things/fixed")),
+        "GetThing"
+    );
+    // Without one, HEAD is served by GET.
+    assert_eq!(
+        rpc_of(routes.lookup(&http::Method::HEAD, "/v1/things")),
+        "ListThings"
+    );
+    match routes.lookup(&http::Method::POST, "/v1/things") {
+        Lookup::WrongMethod { allow } => assert_eq!(allow, [http::Method::GET, http::Method::HEAD]),
+        other => panic!("{other:?}"),
+    }
+}
