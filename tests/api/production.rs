@@ -717,3 +717,55 @@ async fn during_the_shutdown_delay_readiness_is_503_while_calls_are_still_served
         .expect("calls still served");
     app.finish_shutdown().await;
 }
+
+/// Errors from the real databases: a locked SQLite database is worth a retry
+/// (UNAVAILABLE); PostgreSQL refusing a NUL in text (SQLSTATE 22021, whose
+/// low byte is SQLITE_BUSY's 5) never succeeds, so it must not be.
+#[tokio::test]
+async fn database_errors_are_retryable_only_when_a_retry_could_succeed() {
+    use sqlx::{ConnectOptions, Connection, sqlite::SqliteConnectOptions};
+    use std::str::FromStr;
+    use timesheets::storage::Error;
+
+    let Some(db) = TestDb::create(Backend::Sqlite).await else {
+        return;
+    };
+    let options = SqliteConnectOptions::from_str(&db.url())
+        .expect("url")
+        .create_if_missing(true)
+        .busy_timeout(Duration::ZERO);
+    let mut holder = options.connect().await.expect("open");
+    sqlx::query("CREATE TABLE t (x)")
+        .execute(&mut holder)
+        .await
+        .expect("table");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut holder)
+        .await
+        .expect("take the write lock");
+    let mut other = options.connect().await.expect("open again");
+    let busy = sqlx::query("INSERT INTO t VALUES (1)")
+        .execute(&mut other)
+        .await
+        .expect_err("the database is locked");
+    assert!(matches!(Error::from(busy), Error::Unavailable(_)));
+    db.remove().await;
+
+    let Ok(admin_url) = std::env::var("TEST_POSTGRES_URL") else {
+        eprintln!("skipped: TEST_POSTGRES_URL is not set, so the PostgreSQL half did not run");
+        return;
+    };
+    let mut pg = sqlx::PgConnection::connect(&admin_url)
+        .await
+        .expect("connect");
+    let nul = sqlx::query("SELECT $1::text")
+        .bind("a\0b")
+        .execute(&mut pg)
+        .await
+        .expect_err("text cannot hold a NUL");
+    assert_eq!(
+        nul.as_database_error().and_then(|e| e.code()).as_deref(),
+        Some("22021")
+    );
+    assert!(matches!(Error::from(nul), Error::Internal(_)));
+}
