@@ -24,7 +24,7 @@ use prometheus_client::{
 
 use crate::{
     auth::Authenticator,
-    observe::Protocol,
+    headers::Protocol,
     storage::{GROUP_SIZE_BOUNDS, Store, WriteStats},
 };
 

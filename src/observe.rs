@@ -22,7 +22,7 @@ use tracing::{Instrument, field::Empty};
 
 use crate::{
     auth::AuthError,
-    headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT, X_REQUEST_ID},
+    headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT, Protocol, X_REQUEST_ID},
     metrics::Metrics,
     transcode,
 };
@@ -37,46 +37,6 @@ const RETRY_AFTER: &str = "1";
 /// between 1 ms and 50 ms.
 fn deadline_margin(deadline: Duration) -> Duration {
     (deadline / 20).clamp(Duration::from_millis(1), Duration::from_millis(50))
-}
-
-/// How a request arrived.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Protocol {
-    Grpc,
-    GrpcWeb,
-    Json,
-}
-
-impl Protocol {
-    pub const ALL: [Protocol; 3] = [Protocol::Grpc, Protocol::GrpcWeb, Protocol::Json];
-
-    pub fn of(headers: &HeaderMap) -> Self {
-        let content_type = headers
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        // Media types are case-insensitive (RFC 9110 §8.3.1).
-        let starts = |prefix: &str| {
-            content_type
-                .get(..prefix.len())
-                .is_some_and(|head| head.eq_ignore_ascii_case(prefix))
-        };
-        if starts("application/grpc-web") {
-            Protocol::GrpcWeb
-        } else if starts("application/grpc") {
-            Protocol::Grpc
-        } else {
-            Protocol::Json
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Protocol::Grpc => "grpc",
-            Protocol::GrpcWeb => "grpc-web",
-            Protocol::Json => "json",
-        }
-    }
 }
 
 /// Settings of the outer layer.
@@ -126,14 +86,7 @@ fn reject(protocol: Protocol, code: Code, message: &str, http: http::StatusCode)
     let mut response = match protocol {
         Protocol::Json => transcode::error_response(code, message, Some(http)),
         Protocol::Grpc | Protocol::GrpcWeb => {
-            let mut response: Response<Body> = tonic::Status::new(code, message).into_http();
-            if protocol == Protocol::GrpcWeb {
-                response.headers_mut().insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_static("application/grpc-web+proto"),
-                );
-            }
-            response
+            protocol.trailers_only(tonic::Status::new(code, message))
         }
     };
     if matches!(code, Code::Unavailable | Code::ResourceExhausted) {
@@ -456,27 +409,6 @@ pub fn subject_tag(subject: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn the_protocol_comes_from_the_media_type_in_any_case() {
-        let of = |content_type: Option<&str>| {
-            let mut headers = HeaderMap::new();
-            if let Some(value) = content_type {
-                headers.insert(
-                    header::CONTENT_TYPE,
-                    HeaderValue::from_str(value).expect("value"),
-                );
-            }
-            Protocol::of(&headers)
-        };
-        assert_eq!(of(Some("application/grpc")), Protocol::Grpc);
-        assert_eq!(of(Some("Application/GRPC+proto")), Protocol::Grpc);
-        assert_eq!(of(Some("application/grpc-web-text")), Protocol::GrpcWeb);
-        assert_eq!(of(Some("APPLICATION/grpc-WEB+proto")), Protocol::GrpcWeb);
-        assert_eq!(of(Some("application/json")), Protocol::Json);
-        assert_eq!(of(Some("application/grp")), Protocol::Json);
-        assert_eq!(of(None), Protocol::Json);
-    }
 
     #[test]
     fn request_ids_are_never_indexed_by_hpack_whether_made_or_echoed() {

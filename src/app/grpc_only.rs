@@ -14,7 +14,7 @@ use futures::future::{Either, MapOk, Ready, TryFutureExt as _, ready};
 use tonic::server::NamedService;
 use tower::Service;
 
-use crate::{observe::Protocol, transcode};
+use crate::{headers::Protocol, transcode};
 
 /// Wraps one gRPC service (after tonic-web, so gRPC-Web passes too).
 #[derive(Clone)]

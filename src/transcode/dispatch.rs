@@ -14,7 +14,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method, Version, header, request:
 use prost_reflect::{DeserializeOptions, SerializeOptions};
 use tower::ServiceExt as _;
 
-use crate::headers::{GRPC_TIMEOUT, X_REQUEST_ID};
+use crate::headers::{GRPC_TIMEOUT, Protocol, X_REQUEST_ID};
 
 use super::{
     GrpcService,
@@ -44,22 +44,16 @@ pub(crate) struct Shared {
 
 /// The router's fallback: every binding goes through here.
 pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    if is_grpc(request.headers()) {
-        // A gRPC call for a method nobody serves lands here when the
+    let protocol = Protocol::of(request.headers());
+    if protocol != Protocol::Json {
+        // A gRPC call for a service nobody serves lands here when the
         // transcoder is the fallback; it deserves a gRPC answer, not JSON.
-        return tonic::Status::unimplemented("no such gRPC method").into_http();
+        return protocol.trailers_only(tonic::Status::unimplemented("no such gRPC method"));
     }
     match shared.transcode(request).await {
         Ok(response) => response,
         Err(error) => shared.errors.render(error),
     }
-}
-
-fn is_grpc(headers: &HeaderMap) -> bool {
-    headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.starts_with("application/grpc"))
 }
 
 impl Shared {

@@ -148,3 +148,47 @@ async fn a_method_the_service_lacks_is_unimplemented_with_or_without_a_token() {
     }
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_call_to_a_service_nobody_serves_is_unimplemented_in_the_callers_protocol() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    // Media types compare without case; gRPC-Web must come back labelled
+    // as gRPC-Web, or a browser's client cannot read the status.
+    for (content_type, answered_as) in [
+        ("application/grpc", "application/grpc"),
+        ("Application/GRPC+proto", "application/grpc"),
+        ("application/grpc-web+proto", "application/grpc-web+proto"),
+        ("APPLICATION/GRPC-WEB-TEXT", "application/grpc-web+proto"),
+    ] {
+        let response = app
+            .h2()
+            .post(app.url("/acme.v1.Nothing/Anything"))
+            .header(reqwest::header::CONTENT_TYPE, content_type)
+            .header("te", "trailers")
+            .body(vec![0u8; 5])
+            .send()
+            .await
+            .expect("send");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(response.status(), reqwest::StatusCode::OK, "{content_type}");
+        assert_eq!(
+            header("grpc-status").as_deref(),
+            Some("12"),
+            "{content_type}"
+        );
+        assert_eq!(
+            header("content-type").as_deref(),
+            Some(answered_as),
+            "{content_type}"
+        );
+    }
+    app.shutdown().await;
+}
