@@ -87,6 +87,9 @@ pub struct VerifyingKey {
     /// The JWK's own `alg`, when it pins one.
     alg: Option<Algorithm>,
     key: DecodingKey,
+    /// The JWK's SHA-256 thumbprint (RFC 7638): what the key is, whichever
+    /// fetch it came from.
+    thumbprint: [u8; 32],
 }
 
 impl std::fmt::Debug for VerifyingKey {
@@ -121,6 +124,28 @@ impl VerifyingKey {
     pub fn decoding_key(&self) -> &DecodingKey {
         &self.key
     }
+
+    /// The same key, published the same way: a token it verified would
+    /// verify again, by the same `kid` and `alg` rules.
+    fn same_as(&self, other: &VerifyingKey) -> bool {
+        self.thumbprint == other.thumbprint && self.kid == other.kid && self.alg == other.alg
+    }
+}
+
+/// RFC 7638 §3: SHA-256 over the key's required members, in lexicographic
+/// order, without whitespace. The members are base64url (their decoding has
+/// already succeeded) or fixed names, so none needs JSON escaping.
+fn thumbprint(members: &[(&str, &str)]) -> [u8; 32] {
+    let body = members
+        .iter()
+        .map(|(name, value)| format!("\"{name}\":\"{value}\""))
+        .collect::<Vec<_>>()
+        .join(",");
+    let digest =
+        aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, format!("{{{body}}}").as_bytes());
+    let mut out = [0; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
 }
 
 /// Parses an asymmetric JWS algorithm name, exactly and case-sensitively.
@@ -186,7 +211,7 @@ fn parse_jwk(jwk: JwkDoc) -> Result<VerifyingKey, String> {
         Some(name) => Some(parse_algorithm(name).ok_or("unsupported alg")?),
     };
     let component = |v: &Option<String>, name: &str| v.clone().ok_or(format!("missing {name}"));
-    let (family, key) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
+    let (family, key, thumbprint) = match (jwk.kty.as_str(), jwk.crv.as_deref()) {
         ("RSA", _) => {
             let n = component(&jwk.n, "n")?;
             let e = component(&jwk.e, "e")?;
@@ -198,7 +223,8 @@ fn parse_jwk(jwk: JwkDoc) -> Result<VerifyingKey, String> {
                 return Err(format!("RSA key shorter than {MIN_RSA_BITS} bits"));
             }
             let key = DecodingKey::from_rsa_components(&n, &e).map_err(|e| e.to_string())?;
-            (Family::Rsa, key)
+            let thumbprint = thumbprint(&[("e", &e), ("kty", "RSA"), ("n", &n)]);
+            (Family::Rsa, key, thumbprint)
         }
         ("EC", Some(crv @ ("P-256" | "P-384"))) => {
             let x = component(&jwk.x, "x")?;
@@ -209,12 +235,14 @@ fn parse_jwk(jwk: JwkDoc) -> Result<VerifyingKey, String> {
             } else {
                 Family::EcP384
             };
-            (family, key)
+            let thumbprint = thumbprint(&[("crv", crv), ("kty", "EC"), ("x", &x), ("y", &y)]);
+            (family, key, thumbprint)
         }
         ("OKP", Some("Ed25519")) => {
             let x = component(&jwk.x, "x")?;
             let key = DecodingKey::from_ed_components(&x).map_err(|e| e.to_string())?;
-            (Family::Ed25519, key)
+            let thumbprint = thumbprint(&[("crv", "Ed25519"), ("kty", "OKP"), ("x", &x)]);
+            (Family::Ed25519, key, thumbprint)
         }
         (kty, crv) => return Err(format!("unsupported key type {kty} {crv:?}")),
     };
@@ -223,6 +251,7 @@ fn parse_jwk(jwk: JwkDoc) -> Result<VerifyingKey, String> {
         family,
         alg,
         key,
+        thumbprint,
     })
 }
 
@@ -394,10 +423,14 @@ impl KeyStore {
             .usable(Instant::now(), self.settings.max_stale)
     }
 
-    /// Whether `key` is still published (a cached verdict for a key the
-    /// issuer has since withdrawn must not outlive it).
-    pub fn still_holds(&self, key: &Arc<VerifyingKey>) -> bool {
-        self.snapshot().set.all.iter().any(|k| Arc::ptr_eq(k, key))
+    /// Whether a token verified with `key` earlier would pass on the same
+    /// keys now: the keys are still usable (within `max_stale`) and `key`
+    /// is still published. Every refresh builds new `VerifyingKey`s, so
+    /// keys are compared by what they are, not by address.
+    pub fn still_vouches_for(&self, key: &VerifyingKey) -> bool {
+        let loaded = self.snapshot();
+        loaded.usable(Instant::now(), self.settings.max_stale)
+            && loaded.set.all.iter().any(|k| k.same_as(key))
     }
 
     /// The key to verify a token with `kid` and `alg`, refetching once

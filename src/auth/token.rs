@@ -205,23 +205,22 @@ impl TokenVerifier {
     /// are still remembered: `None` means only that they must be verified.
     pub fn cached(&self, token: &[u8]) -> Option<Result<Arc<Principal>, AuthError>> {
         let verdict = self.cache.as_ref()?.get(token)?;
-        Some(self.recheck(&verdict))
+        self.recheck(&verdict)
     }
 
-    /// A cache hit skips the signature, but time still passes and keys
-    /// can be withdrawn: neither may change the verdict.
-    fn recheck(&self, verdict: &Verdict) -> Result<Arc<Principal>, AuthError> {
+    /// A cache hit skips the signature, but time passes and keys change,
+    /// and the cache must not change a verdict. An expired token is refused
+    /// here; a token whose key is no longer vouched for (withdrawn, or the
+    /// keys are past `max_stale`) is checked again from scratch, which
+    /// refetches, refuses or answers UNAVAILABLE exactly as for a new one.
+    fn recheck(&self, verdict: &Verdict) -> Option<Result<Arc<Principal>, AuthError>> {
         if unix_now() > verdict.exp + self.policy.leeway.as_secs_f64() {
-            return Err(reject(Rejection::Expired));
+            return Some(Err(reject(Rejection::Expired)));
         }
-        let key_still_published = self
-            .issuers
+        self.issuers
             .get(&verdict.issuer)
-            .is_some_and(|keys| keys.still_holds(&verdict.key));
-        if !key_still_published {
-            return Err(reject(Rejection::UnknownSigningKey));
-        }
-        Ok(Arc::clone(&verdict.principal))
+            .is_some_and(|keys| keys.still_vouches_for(&verdict.key))
+            .then(|| Ok(Arc::clone(&verdict.principal)))
     }
 
     async fn verify_uncached(

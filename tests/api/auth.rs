@@ -83,6 +83,17 @@ on_both_backends! {
         assert_eq!(app.issuer.fetches(), before + 1);
     }
 
+    async fn a_token_checked_before_a_key_refresh_still_passes_after_it(app: &TestApp) {
+        let mut alice = app.employee("alice@exampleco.com");
+        alice.list_timesheets(ListTimesheetsRequest::default()).await.expect("checked and remembered");
+        // Bob's token names a new key, so the server reloads the keys.
+        let before = app.issuer.fetches();
+        app.issuer.rotate();
+        app.employee("bob@exampleco.com").list_timesheets(ListTimesheetsRequest::default()).await.expect("new key");
+        assert_eq!(app.issuer.fetches(), before + 1);
+        alice.list_timesheets(ListTimesheetsRequest::default()).await.expect("the same token, its key still published");
+    }
+
     async fn a_flood_of_unknown_kids_costs_the_provider_at_most_one_fetch(app: &TestApp) {
         let before = app.issuer.fetches();
         let claims = app.issuer.claims("alice@exampleco.com", EMPLOYEE);

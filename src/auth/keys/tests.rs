@@ -51,6 +51,13 @@ impl Scripted {
         self.jwks.lock().expect("lock").push(key.jwk());
     }
 
+    fn withdraw(&self, key: &SigningKey) {
+        self.jwks
+            .lock()
+            .expect("lock")
+            .retain(|jwk| jwk["kid"] != key.kid());
+    }
+
     fn fetches(&self) -> usize {
         self.fetches.load(Ordering::SeqCst)
     }
@@ -89,6 +96,99 @@ fn key() -> SigningKey {
 }
 
 const RS256: Algorithm = Algorithm::RS256;
+
+const ISSUER: &str = "https://tenant.example/";
+
+/// A verifier with a verdict cache, trusting `keys` for [`ISSUER`].
+fn verifier(keys: &Arc<KeyStore>) -> crate::auth::TokenVerifier {
+    let policy = crate::auth::TokenPolicy {
+        audiences: vec!["https://api.example/".into()],
+        algorithms: vec![RS256],
+        leeway: Duration::from_secs(30),
+        identity_claim: "email".into(),
+        scope_claims: vec!["scope".into()],
+        max_token_bytes: 8192,
+        require_typ: None,
+        cache_capacity: 100,
+    };
+    crate::auth::TokenVerifier::new(
+        policy,
+        HashMap::from([(ISSUER.to_owned(), Arc::clone(keys))]),
+    )
+}
+
+fn token(signing: &SigningKey) -> String {
+    let claims = crate::dev::DevClaims {
+        issuer: ISSUER,
+        audience: "https://api.example/",
+        subject: "auth0|1",
+        identity_claim: "email",
+        email: Some("alice@exampleco.com"),
+        scopes: &["read:timesheets"],
+        expires_in: 3 * 3600,
+    };
+    signing.sign(&claims.to_json()).expect("sign")
+}
+
+/// What the verdict cache answers for `token`: `Some(true)` a pass,
+/// `Some(false)` a refusal, `None` "check it from scratch".
+fn cached(verifier: &crate::auth::TokenVerifier, token: &str) -> Option<bool> {
+    verifier
+        .cached(token.as_bytes())
+        .map(|verdict| verdict.is_ok())
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cached_verdict_outlives_a_refresh_that_keeps_its_key() {
+    let signing = key();
+    let source = Scripted::new(&[&signing]);
+    let keys = store(&source);
+    keys.refresh().await.expect("initial fetch");
+    let (verifier, token) = (verifier(&keys), token(&signing));
+    verifier.verify(&token).await.expect("verifies");
+    assert_eq!(cached(&verifier, &token), Some(true));
+    // The routine refresh (or any other client's unknown kid) reloads the
+    // same keys; the token's verdict must not change with it.
+    source.publish(&key());
+    keys.refresh().await.expect("refresh");
+    assert_eq!(cached(&verifier, &token), Some(true));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cached_verdict_ends_when_its_key_is_withdrawn() {
+    let signing = key();
+    let source = Scripted::new(&[&signing, &key()]);
+    let keys = store(&source);
+    keys.refresh().await.expect("initial fetch");
+    let (verifier, token) = (verifier(&keys), token(&signing));
+    verifier.verify(&token).await.expect("verifies");
+    source.withdraw(&signing);
+    keys.refresh().await.expect("refresh");
+    assert_eq!(cached(&verifier, &token), None);
+    let err = verifier.verify(&token).await.expect_err("key withdrawn");
+    assert_eq!(err, AuthError::InvalidToken(Rejection::UnknownSigningKey));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cached_verdict_ends_when_the_keys_are_past_max_stale() {
+    let signing = key();
+    let source = Scripted::new(&[&signing]);
+    let keys = store(&source);
+    keys.refresh().await.expect("initial fetch");
+    let (verifier, token) = (verifier(&keys), token(&signing));
+    verifier.verify(&token).await.expect("verifies");
+    source.set_mode(Mode::Down);
+    tokio::time::advance(Duration::from_secs(30 * 60)).await;
+    assert_eq!(
+        cached(&verifier, &token),
+        Some(true),
+        "stale but within max_stale"
+    );
+    tokio::time::advance(Duration::from_secs(60 * 60)).await;
+    assert_eq!(cached(&verifier, &token), None);
+    let err = verifier.verify(&token).await.expect_err("too stale");
+    assert_eq!(err, AuthError::KeysUnavailable);
+}
 
 #[tokio::test(start_paused = true)]
 async fn a_rotated_key_is_found_with_one_refetch() {
@@ -376,4 +476,21 @@ async fn a_jwks_body_over_the_limit_is_refused_even_without_a_length() {
         .expect("an oversized body is refused");
     assert!(format!("{err:#}").contains("larger than"), "{err:#}");
     server.abort();
+}
+
+#[test]
+fn a_key_is_identified_by_its_rfc_7638_thumbprint() {
+    // The example of RFC 7638 §3.1, with the thumbprint the RFC gives.
+    let jwks = serde_json::json!({"keys": [{
+        "kty": "RSA",
+        "n": "0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw",
+        "e": "AQAB",
+        "alg": "RS256",
+        "kid": "2011-04-29"
+    }]});
+    let keys = parse_jwks(jwks.to_string().as_bytes()).expect("parses");
+    assert_eq!(
+        URL_SAFE_NO_PAD.encode(keys[0].thumbprint),
+        "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
+    );
 }
