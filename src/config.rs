@@ -26,6 +26,17 @@ fn positive_duration(text: &str) -> Result<std::time::Duration, String> {
     }
 }
 
+fn message_bytes(text: &str) -> Result<usize, String> {
+    let min = crate::service::MIN_MESSAGE_BYTES;
+    match text.parse::<usize>() {
+        Ok(n) if n < min => Err(format!(
+            "must be at least {min}: a reply must hold the largest timesheet"
+        )),
+        Ok(n) => Ok(n),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
 /// The identity claim Auth0's ExampleCo Rule/Action adds to access tokens.
 pub const DEFAULT_IDENTITY_CLAIM: &str = "https://api.exampleco.com/email";
 
@@ -211,8 +222,14 @@ pub struct ServeConfig {
     #[arg(long, env = "TIMESHEETS_REQUEST_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
     pub request_timeout: Duration,
 
-    /// Largest gRPC message accepted or sent, in bytes; larger is RESOURCE_EXHAUSTED.
-    #[arg(long, env = "TIMESHEETS_MAX_MESSAGE_BYTES", default_value_t = 1024 * 1024)]
+    /// Largest gRPC message accepted or sent, in bytes (at least 16384); larger is
+    /// RESOURCE_EXHAUSTED. Lists end a page early rather than send more.
+    #[arg(
+        long,
+        env = "TIMESHEETS_MAX_MESSAGE_BYTES",
+        default_value_t = 1024 * 1024,
+        value_parser = message_bytes
+    )]
     pub max_message_bytes: usize,
 
     /// Concurrent HTTP/2 streams per connection.
@@ -429,5 +446,18 @@ mod tests {
             panic!("expected serve");
         };
         assert_eq!(cfg.request_timeout, std::time::Duration::from_millis(250));
+    }
+
+    #[test]
+    fn a_message_limit_too_small_for_one_timesheet_is_refused() {
+        let parse = |bytes: &str| {
+            Cli::try_parse_from(["timesheets", "serve", "--dev", "--max-message-bytes", bytes])
+        };
+        let message = parse("16383").expect_err("refused").to_string();
+        assert!(message.contains("at least 16384"), "{message}");
+        let Command::Serve(cfg) = parse("16384").expect("the minimum").command else {
+            panic!("expected serve");
+        };
+        assert_eq!(cfg.max_message_bytes, 16384);
     }
 }

@@ -88,6 +88,10 @@ impl From<Error> for Status {
                     format!("item {index}: request_id was already used with a different payload")
                 })
             }
+            Error::Storage(storage::Error::TooLarge) => Status::resource_exhausted(
+                "the stored timesheets would not fit in one reply (the message size limit); \
+                 nothing was stored: split the upload",
+            ),
             Error::Storage(err @ storage::Error::Unavailable(_)) => {
                 tracing::warn!(error = %anyhow::Error::from(err), "storage unavailable");
                 Status::unavailable("database unavailable; retry with backoff")

@@ -23,23 +23,47 @@ use crate::{
         ListPendingApprovalsResponse, ListTimesheetsRequest, ListTimesheetsResponse, Timesheet,
         UploadTimesheetRequest, timesheet_service_server::TimesheetService,
     },
-    storage::{Cursor, Deleted, ListQuery, NewTimesheet, Store, TimesheetRecord},
+    storage::{Cursor, Deleted, Inserted, ListQuery, NewTimesheet, Store, TimesheetRecord},
 };
 
 /// Items one BatchUploadTimesheets call may carry; larger imports split
 /// into several calls so one transaction never holds the writer for long.
 pub const MAX_BATCH_ITEMS: usize = 10_000;
 
+/// Room kept in a reply for everything but its timesheets (a page token).
+const REPLY_HEADROOM: usize = 1024;
+
+/// The smallest `--max-message-bytes`: a reply must always have room for
+/// one timesheet of the largest size validation allows (under 12 KiB: notes,
+/// project and two identities, all of at most 4 bytes a character).
+pub const MIN_MESSAGE_BYTES: usize = 16 * 1024;
+
 /// The service implementation, shared by every protocol.
 pub struct TimesheetApi {
     store: Arc<dyn Store>,
     pages: PageTokens,
+    /// Bytes of timesheets one reply may carry. tonic refuses to send a
+    /// reply over its encoding limit, and only after the handler is done:
+    /// a batch would be stored and the caller told it failed.
+    reply_budget: usize,
 }
 
 impl TimesheetApi {
-    pub fn new(store: Arc<dyn Store>, pages: PageTokens) -> Self {
-        Self { store, pages }
+    /// `max_message_bytes`: the server's limit on a gRPC message, at least
+    /// [`MIN_MESSAGE_BYTES`].
+    pub fn new(store: Arc<dyn Store>, pages: PageTokens, max_message_bytes: usize) -> Self {
+        Self {
+            store,
+            pages,
+            reply_budget: max_message_bytes.saturating_sub(REPLY_HEADROOM),
+        }
     }
+}
+
+/// What one timesheet adds to a reply that lists them (field 1 in every
+/// reply that does).
+fn listed_len(timesheet: &Timesheet) -> usize {
+    prost::encoding::message::encoded_len(1, timesheet)
 }
 
 type Result<T> = std::result::Result<Response<T>, Status>;
@@ -148,26 +172,40 @@ fn fingerprint(kind: &str, user_id: &str, input: &TimesheetInput) -> String {
     hex::encode(ctx.finish())
 }
 
-/// Splits `limit + 1` rows into a page and the token for the next one.
+/// Splits `limit + 1` rows into a page and the token for the next one. A
+/// page also ends early when one more timesheet would take its reply over
+/// `budget` bytes (AIP-158 lets a page hold fewer than page_size results);
+/// the rest follow on the next page. Every page holds at least one.
 fn paginate(
     pages: &PageTokens,
     binding: &[&str],
-    mut rows: Vec<TimesheetRecord>,
+    rows: Vec<TimesheetRecord>,
     limit: u32,
+    budget: usize,
 ) -> (Vec<Timesheet>, String) {
-    let more = rows.len() > limit as usize;
-    rows.truncate(limit as usize);
-    let next = match rows.last() {
+    let mut more = rows.len() > limit as usize;
+    let mut page = Vec::with_capacity(rows.len().min(limit as usize));
+    let mut size = 0;
+    for row in rows.into_iter().take(limit as usize) {
+        let timesheet = to_proto(row);
+        size += listed_len(&timesheet);
+        if size > budget && !page.is_empty() {
+            more = true;
+            break;
+        }
+        page.push(timesheet);
+    }
+    let next = match page.last() {
         Some(last) if more => pages.encode(
             binding,
             &Cursor {
-                work_date: last.work_date.clone(),
+                work_date: last.date.clone(),
                 id: last.id.clone(),
             },
         ),
         _ => String::new(),
     };
-    (rows.into_iter().map(to_proto).collect(), next)
+    (page, next)
 }
 
 fn optional_date(value: &str, field: &str, violations: &mut Vec<FieldViolation>) -> Option<String> {
@@ -277,7 +315,8 @@ impl TimesheetService for TimesheetApi {
             limit,
         };
         let rows = self.store.list(&query).await.map_err(Error::from)?;
-        let (timesheets, next_page_token) = paginate(&self.pages, &binding, rows, limit);
+        let (timesheets, next_page_token) =
+            paginate(&self.pages, &binding, rows, limit, self.reply_budget);
         Ok(Response::new(ListTimesheetsResponse {
             timesheets,
             next_page_token,
@@ -353,7 +392,21 @@ impl TimesheetService for TimesheetApi {
             }
             return Err(err.into());
         }
-        let stored = self.store.insert_batch(rows).await.map_err(Error::from)?;
+        // Checked before the commit: a reply too large to send must not
+        // follow a batch that was stored.
+        let budget = self.reply_budget;
+        let fits = move |stored: &[Inserted]| {
+            let size: usize = stored
+                .iter()
+                .map(|s| listed_len(&to_proto(s.record().clone())))
+                .sum();
+            size <= budget
+        };
+        let stored = self
+            .store
+            .insert_batch(rows, &fits)
+            .await
+            .map_err(Error::from)?;
         let timesheets = stored
             .into_iter()
             .map(|s| to_proto(s.into_record()))
@@ -380,7 +433,8 @@ impl TimesheetService for TimesheetApi {
             .list_pending(after.as_ref(), limit)
             .await
             .map_err(Error::from)?;
-        let (timesheets, next_page_token) = paginate(&self.pages, &binding, rows, limit);
+        let (timesheets, next_page_token) =
+            paginate(&self.pages, &binding, rows, limit, self.reply_budget);
         Ok(Response::new(ListPendingApprovalsResponse {
             timesheets,
             next_page_token,

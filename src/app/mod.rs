@@ -142,7 +142,11 @@ impl App {
             .shared_secret(PAGE_TOKEN_SECRET, &fresh)
             .await
             .context("loading the page-token key")?;
-        let api = TimesheetApi::new(Arc::clone(&store), PageTokens::new(&secret));
+        let api = TimesheetApi::new(
+            Arc::clone(&store),
+            PageTokens::new(&secret),
+            config.max_message_bytes,
+        );
 
         let (health, health_service) = tonic_health::server::health_reporter();
         health

@@ -323,7 +323,9 @@ impl TokenVerifier {
             Some(Value::String(id)) if !id.is_empty() => id.clone(),
             _ => subject.clone(),
         };
-        if identity.is_empty() {
+        // The identity becomes rows' user_id, which batch items may set
+        // only up to this length; replies are sized on that bound.
+        if identity.is_empty() || identity.chars().count() > crate::domain::MAX_USER_ID_CHARS {
             return Err(malformed());
         }
         let mut scopes = Vec::new();

@@ -85,6 +85,12 @@ pub enum Inserted {
 }
 
 impl Inserted {
+    pub fn record(&self) -> &TimesheetRecord {
+        match self {
+            Inserted::Created(r) | Inserted::Replayed(r) => r,
+        }
+    }
+
     pub fn into_record(self) -> TimesheetRecord {
         match self {
             Inserted::Created(r) | Inserted::Replayed(r) => r,
@@ -162,6 +168,10 @@ pub enum Error {
     /// `index` is the item's position in a batch, 0 for single inserts.
     #[error("request_id was already used with a different payload")]
     IdempotencyConflict { index: usize },
+    /// A batch's rows failed the caller's size check; nothing was stored
+    /// (RESOURCE_EXHAUSTED).
+    #[error("the batch's rows are too large to return in one reply")]
+    TooLarge,
     /// The database cannot be reached or is overloaded; worth retrying (UNAVAILABLE).
     #[error("database unavailable")]
     Unavailable(#[source] Arc<dyn std::error::Error + Send + Sync>),
@@ -203,6 +213,7 @@ impl Error {
     pub fn share(&self) -> Self {
         match self {
             Error::IdempotencyConflict { index } => Error::IdempotencyConflict { index: *index },
+            Error::TooLarge => Error::TooLarge,
             Error::Unavailable(err) => Error::Unavailable(Arc::clone(err)),
             Error::Internal(err) => Error::Internal(Arc::clone(err)),
         }
@@ -252,13 +263,18 @@ fn sqlite_code_is_transient(code: Option<&str>) -> bool {
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// A caller's last check on a batch's rows, before they are committed.
+pub type Fits = dyn for<'a> Fn(&'a [Inserted]) -> bool + Send + Sync;
+
 /// The storage interface every handler uses.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
     /// Stores one row, or replays the caller's earlier row for the same `request_id`.
     async fn insert(&self, new: NewTimesheet) -> Result<Inserted>;
-    /// Stores all rows in one transaction, or none of them.
-    async fn insert_batch(&self, rows: Vec<NewTimesheet>) -> Result<Vec<Inserted>>;
+    /// Stores all rows in one transaction, or none of them. `fits` sees what
+    /// the batch stored (replays included) before the commit; when it says
+    /// no, nothing is committed and the answer is [`Error::TooLarge`].
+    async fn insert_batch(&self, rows: Vec<NewTimesheet>, fits: &Fits) -> Result<Vec<Inserted>>;
     /// One of `owner`'s rows.
     async fn get(&self, owner: &str, id: &str) -> Result<Option<TimesheetRecord>>;
     /// A page of `owner`'s rows, newest date first, then id; at most `limit + 1`

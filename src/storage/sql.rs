@@ -329,11 +329,16 @@ macro_rules! impl_store {
             async fn insert_batch(
                 &self,
                 rows: Vec<$crate::storage::NewTimesheet>,
+                fits: &$crate::storage::Fits,
             ) -> $crate::storage::Result<Vec<$crate::storage::Inserted>> {
                 let mut tx = self.writer.begin().await?;
                 let mut out = Vec::with_capacity(rows.len());
                 for (index, row) in rows.iter().enumerate() {
                     out.push(Self::insert_one(&mut tx, row, index).await?);
+                }
+                if !fits(&out) {
+                    // Dropping `tx` rolls the batch back.
+                    return Err($crate::storage::Error::TooLarge);
                 }
                 tx.commit().await?;
                 Ok(out)

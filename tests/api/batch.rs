@@ -59,3 +59,56 @@ on_both_backends! {
         assert!(stored.timesheets.is_empty());
     }
 }
+
+/// The smallest message limit the server takes (`--max-message-bytes`).
+const SMALL_LIMIT: usize = 16 * 1024;
+
+/// `count` items whose echoed timesheets take about 400 bytes each.
+fn wordy_items(count: usize) -> Vec<UploadTimesheetRequest> {
+    (0..count)
+        .map(|i| UploadTimesheetRequest {
+            timesheet: Some(Timesheet {
+                user_id: "007".into(),
+                notes: "n".repeat(300),
+                ..timesheet(&format!("2017-05-{:02}", 1 + i % 28), "StoreZero", 1.0)
+            }),
+            request_id: String::new(),
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_batch_too_large_to_echo_in_one_reply_fails_and_stores_nothing() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(app) = spawn_app_with(backend, |c| c.max_message_bytes = SMALL_LIMIT).await else {
+            continue;
+        };
+        // About 24 KiB of reply against a 16 KiB limit; each item alone is small.
+        let status = app
+            .importer()
+            .batch_upload_timesheets(tokio_stream::iter(wordy_items(60)))
+            .await
+            .expect_err("reply too large");
+        assert_eq!(
+            status.code(),
+            Code::ResourceExhausted,
+            "{backend:?}: {status:?}"
+        );
+        assert!(
+            status.message().contains("nothing was stored"),
+            "{}",
+            status.message()
+        );
+        assert_eq!(stored_for(&app, "007").await, 0, "{backend:?}");
+        // Half of it fits, and is stored and echoed whole.
+        let stored = app
+            .importer()
+            .batch_upload_timesheets(tokio_stream::iter(wordy_items(30)))
+            .await
+            .expect("fits")
+            .into_inner();
+        assert_eq!(stored.timesheets.len(), 30);
+        assert_eq!(stored_for(&app, "007").await, 30, "{backend:?}");
+        app.shutdown().await;
+    }
+}

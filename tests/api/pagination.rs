@@ -150,3 +150,53 @@ on_both_backends! {
         }
     }
 }
+
+#[tokio::test]
+async fn a_page_too_large_for_one_reply_ends_early_and_the_walk_still_sees_every_row() {
+    const LIMIT: usize = 16 * 1024;
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(app) = spawn_app_with(backend, |c| c.max_message_bytes = LIMIT).await else {
+            continue;
+        };
+        // 60 rows of about 400 bytes each: 24 KiB, more than one reply holds.
+        for chunk in 0..2 {
+            let items: Vec<UploadTimesheetRequest> = (0..30)
+                .map(|i| UploadTimesheetRequest {
+                    timesheet: Some(Timesheet {
+                        user_id: "alice@exampleco.com".into(),
+                        notes: "n".repeat(300),
+                        ..timesheet(&format!("2026-0{}-{:02}", 3 + chunk, 1 + i), "Website", 1.0)
+                    }),
+                    request_id: String::new(),
+                })
+                .collect();
+            app.importer()
+                .batch_upload_timesheets(tokio_stream::iter(items))
+                .await
+                .expect("seed");
+        }
+        let mut alice = app.employee("alice@exampleco.com");
+        let first = alice
+            .list_timesheets(ListTimesheetsRequest {
+                page_size: 100,
+                ..Default::default()
+            })
+            .await
+            .expect("a page that fits")
+            .into_inner();
+        assert!(
+            first.timesheets.len() < 60,
+            "{backend:?}: {} rows in one page",
+            first.timesheets.len()
+        );
+        assert!(prost::Message::encoded_len(&first) <= LIMIT);
+        assert!(
+            !first.next_page_token.is_empty(),
+            "{backend:?}: the rest is on the next page"
+        );
+        let all = walk(&mut alice, 100).await;
+        let ids: HashSet<_> = all.iter().map(|t| t.id.as_str()).collect();
+        assert_eq!((all.len(), ids.len()), (60, 60), "{backend:?}");
+        app.shutdown().await;
+    }
+}

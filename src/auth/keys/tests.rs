@@ -494,3 +494,35 @@ fn a_key_is_identified_by_its_rfc_7638_thumbprint() {
         "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs"
     );
 }
+
+#[tokio::test(start_paused = true)]
+async fn an_identity_longer_than_a_user_id_may_be_is_refused() {
+    let signing = key();
+    let source = Scripted::new(&[&signing]);
+    let keys = store(&source);
+    keys.refresh().await.expect("initial fetch");
+    let verifier = verifier(&keys);
+    let long = format!(
+        "{}@exampleco.com",
+        "a".repeat(crate::domain::MAX_USER_ID_CHARS)
+    );
+    let claims = crate::dev::DevClaims {
+        issuer: ISSUER,
+        audience: "https://api.example/",
+        subject: "auth0|1",
+        identity_claim: "email",
+        email: Some(&long),
+        scopes: &["read:timesheets"],
+        expires_in: 3600,
+    };
+    let token = signing.sign(&claims.to_json()).expect("sign");
+    let err = verifier
+        .verify(&token)
+        .await
+        .expect_err("identity too long");
+    assert!(matches!(err, AuthError::InvalidToken(_)), "{err:?}");
+    verifier
+        .verify(&self::token(&signing))
+        .await
+        .expect("a usual identity");
+}
