@@ -23,7 +23,7 @@ use tracing::{Instrument, field::Empty};
 use crate::{
     auth::AuthError,
     headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT, Protocol, X_REQUEST_ID},
-    metrics::Metrics,
+    metrics::{CallKey, Metrics},
     transcode,
 };
 
@@ -38,6 +38,11 @@ const RETRY_AFTER: &str = "1";
 fn deadline_margin(deadline: Duration) -> Duration {
     (deadline / 20).clamp(Duration::from_millis(1), Duration::from_millis(50))
 }
+
+/// When the outer layer will end the call with DEADLINE_EXCEEDED: an
+/// extension, so the call's metrics can tell that ending from others.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline(pub Instant);
 
 /// Settings of the outer layer.
 #[derive(Clone)]
@@ -210,8 +215,12 @@ where
             (None, _) => None,
         };
         let exempt = exempt(request.uri().path());
+        let started = Instant::now();
+        if let Some(deadline) = deadline {
+            let budget = deadline.saturating_sub(deadline_margin(deadline));
+            request.extensions_mut().insert(Deadline(started + budget));
+        }
         Box::pin(async move {
-            let started = Instant::now();
             let permit = if exempt {
                 None
             } else {
@@ -286,11 +295,17 @@ where
 #[derive(Clone)]
 pub struct CallMetricsLayer {
     metrics: Arc<Metrics>,
+    grace_over: watch::Receiver<bool>,
 }
 
 impl CallMetricsLayer {
-    pub fn new(metrics: Arc<Metrics>) -> Self {
-        Self { metrics }
+    /// `grace_over` is the outer layer's: it flips when in-flight calls are
+    /// cut off at shutdown.
+    pub fn new(metrics: Arc<Metrics>, grace_over: watch::Receiver<bool>) -> Self {
+        Self {
+            metrics,
+            grace_over,
+        }
     }
 }
 
@@ -301,6 +316,7 @@ impl<S> Layer<S> for CallMetricsLayer {
         CallMetrics {
             inner,
             metrics: Arc::clone(&self.metrics),
+            grace_over: self.grace_over.clone(),
         }
     }
 }
@@ -309,6 +325,45 @@ impl<S> Layer<S> for CallMetricsLayer {
 pub struct CallMetrics<S> {
     inner: S,
     metrics: Arc<Metrics>,
+    grace_over: watch::Receiver<bool>,
+}
+
+/// A call on its way through [`CallMetrics`]. The outer layer ends calls
+/// by dropping them (at their deadline, at the end of the shutdown grace
+/// period) and so does hyper when the client goes away; such a call is
+/// counted here, with the code its client was given, when it is dropped.
+struct InFlight {
+    metrics: Arc<Metrics>,
+    call: CallKey,
+    started: Instant,
+    deadline: Option<Instant>,
+    grace_over: watch::Receiver<bool>,
+    finished: bool,
+}
+
+impl InFlight {
+    fn finish(mut self, code: Code) {
+        self.finished = true;
+        self.metrics
+            .record_call(self.call, code, self.started.elapsed());
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        if self.finished {
+            return;
+        }
+        let code = if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            Code::DeadlineExceeded
+        } else if *self.grace_over.borrow() {
+            Code::Unavailable
+        } else {
+            Code::Cancelled
+        };
+        self.metrics
+            .record_call(self.call, code, self.started.elapsed());
+    }
 }
 
 impl<S, B> Service<Request<B>> for CallMetrics<S>
@@ -339,8 +394,15 @@ where
             .unwrap_or(Protocol::Grpc);
         let path = request.uri().path();
         let call = metrics.call_key(path.rsplit('/').next().unwrap_or(path), protocol);
+        let in_flight = InFlight {
+            metrics: Arc::clone(&metrics),
+            call,
+            started: Instant::now(),
+            deadline: request.extensions().get::<Deadline>().map(|d| d.0),
+            grace_over: self.grace_over.clone(),
+            finished: false,
+        };
         Box::pin(async move {
-            let started = Instant::now();
             let Ok(mut response) = inner.call(request).await;
             resource_exhausted_for_oversized_messages(&mut response);
             let code = reply_code(&response);
@@ -352,7 +414,7 @@ where
                 span.record("rpc", metrics.method_label(call));
                 span.record("grpc_code", transcode::code_name(code));
             }
-            metrics.record_call(call, code, started.elapsed());
+            in_flight.finish(code);
             Ok(response)
         })
     }

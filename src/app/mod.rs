@@ -161,10 +161,15 @@ impl App {
             metrics: Arc::clone(&metrics),
         };
 
+        // Flips when the shutdown grace period is over; in-flight calls end then.
+        let (grace_over, grace_watch) = watch::channel(false);
         // One stack for the service: every protocol enters through it.
         let timesheets = GrpcService::new(
             ServiceBuilder::new()
-                .layer(CallMetricsLayer::new(Arc::clone(&metrics)))
+                .layer(CallMetricsLayer::new(
+                    Arc::clone(&metrics),
+                    grace_watch.clone(),
+                ))
                 .layer(AuthLayer::new(auth))
                 .option_layer(config.rate_limit_per_user.map(RateLimitLayer::per_second))
                 .service(
@@ -211,7 +216,6 @@ impl App {
             }
             None => None,
         };
-        let (grace_over, grace_watch) = watch::channel(false);
         let admission = Admission {
             metrics,
             permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),

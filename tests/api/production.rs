@@ -616,7 +616,8 @@ async fn an_http1_header_block_over_the_limit_gets_431_and_one_under_it_is_serve
 }
 
 #[tokio::test]
-async fn a_call_whose_deadline_expires_while_waiting_for_the_database_stores_nothing() {
+async fn a_call_whose_deadline_expires_while_waiting_for_the_database_stores_nothing_and_is_counted()
+ {
     let Some(app) = spawn_app(Backend::Sqlite).await else {
         return;
     };
@@ -669,6 +670,20 @@ async fn a_call_whose_deadline_expires_while_waiting_for_the_database_stores_not
         .into_inner();
     let ids: Vec<_> = listed.timesheets.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, [sentinel.id.as_str()], "{:?}", listed.timesheets);
+    // Both late calls were ended outside the service, and still counted.
+    let metrics = app
+        .http()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics");
+    let text = metrics.text().await.expect("text");
+    for protocol in ["json", "grpc"] {
+        let series = format!(
+            "timesheets_requests_total{{method=\"CreateTimesheet\",protocol=\"{protocol}\",code=\"DEADLINE_EXCEEDED\"}} 1"
+        );
+        assert!(text.contains(&series), "missing {series} in\n{text}");
+    }
     app.shutdown().await;
 }
 
