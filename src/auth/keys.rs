@@ -679,17 +679,24 @@ impl JwksSource for HttpJwks {
 /// The HTTP client for JWKS fetches: redirects only within the same host.
 pub fn http_client() -> anyhow::Result<reqwest::Client> {
     let policy = reqwest::redirect::Policy::custom(|attempt| {
-        let same_host = attempt
+        let follow = attempt
             .previous()
             .first()
-            .is_some_and(|first| first.host_str() == attempt.url().host_str());
-        if same_host && attempt.previous().len() < 3 {
+            .is_some_and(|first| may_follow(first, attempt.url(), attempt.previous().len()));
+        if follow {
             attempt.follow()
         } else {
             attempt.stop()
         }
     });
     Ok(reqwest::Client::builder().redirect(policy).build()?)
+}
+
+/// A redirect is followed only to the same host, a few hops deep, and
+/// under the same transport rule as the configured URLs: keys fetched over
+/// https must not arrive over plain http after a redirect.
+fn may_follow(first: &reqwest::Url, next: &reqwest::Url, hops_so_far: usize) -> bool {
+    first.host_str() == next.host_str() && hops_so_far < 3 && check_transport(next.as_str()).is_ok()
 }
 
 #[cfg(test)]

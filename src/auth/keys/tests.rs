@@ -526,3 +526,27 @@ async fn an_identity_longer_than_a_user_id_may_be_is_refused() {
         .await
         .expect("a usual identity");
 }
+
+#[test]
+fn a_redirect_is_followed_only_to_the_same_host_and_never_down_to_plain_http() {
+    let url = |u: &str| reqwest::Url::parse(u).expect("url");
+    let first = url("https://tenant.example/.well-known/jwks.json");
+    assert!(may_follow(&first, &url("https://tenant.example/keys"), 1));
+    assert!(
+        !may_follow(&first, &url("http://tenant.example/keys"), 1),
+        "downgrade"
+    );
+    assert!(
+        !may_follow(&first, &url("https://elsewhere.example/keys"), 1),
+        "another host"
+    );
+    assert!(
+        !may_follow(&first, &url("https://tenant.example/keys"), 3),
+        "too many hops"
+    );
+    let local = url("http://127.0.0.1:9000/.well-known/jwks.json");
+    assert!(
+        may_follow(&local, &url("http://127.0.0.1:9000/keys"), 1),
+        "loopback development"
+    );
+}
