@@ -338,28 +338,34 @@ pub enum JsonNames {
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
     /// Scope to grant (repeatable, or space-separated).
-    #[arg(long = "scope", required = true)]
+    #[arg(long = "scope", env = "TIMESHEETS_SCOPE", required = true)]
     pub scopes: Vec<String>,
 
     /// The token's subject.
-    #[arg(long, default_value = "dev|employee")]
+    #[arg(long, env = "TIMESHEETS_SUB", default_value = "dev|employee")]
     pub sub: String,
 
     /// The caller's email, put in the identity claim.
-    #[arg(long)]
+    #[arg(long, env = "TIMESHEETS_EMAIL")]
     pub email: Option<String>,
 
     /// Lifetime of the token.
-    #[arg(long, default_value = "1h", value_parser = humantime::parse_duration)]
+    #[arg(long, env = "TIMESHEETS_EXPIRES_IN", default_value = "1h", value_parser = humantime::parse_duration)]
     pub expires_in: Duration,
 
     /// Address the dev server listens on; the issuer is derived from it.
     #[arg(long, env = "TIMESHEETS_LISTEN", default_value = "0.0.0.0:8080")]
     pub listen: SocketAddr,
 
-    /// Audience to put in the token.
-    #[arg(long, default_value = DEV_AUDIENCE)]
-    pub audience: String,
+    /// Audience to put in the token. Given a list, as `serve` reads
+    /// `TIMESHEETS_AUDIENCE`, the first: the server accepts any one of its own.
+    #[arg(
+        long = "audience",
+        env = "TIMESHEETS_AUDIENCE",
+        value_delimiter = ',',
+        default_value = DEV_AUDIENCE
+    )]
+    pub audiences: Vec<String>,
 
     /// Identity claim name, as the server is configured.
     #[arg(long, env = "TIMESHEETS_IDENTITY_CLAIM", default_value = DEFAULT_IDENTITY_CLAIM)]

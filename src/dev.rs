@@ -24,7 +24,7 @@ use base64::{
 };
 use serde_json::{Value, json};
 
-use crate::config::TokenArgs;
+use crate::config::{DEFAULT_IDENTITY_CLAIM, DEV_AUDIENCE, TokenArgs};
 
 const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
 const PEM_END: &str = "-----END PRIVATE KEY-----";
@@ -258,6 +258,8 @@ pub struct DevIssuer {
     pub audience: String,
     pub identity_claim: String,
     pub key: SigningKey,
+    /// Where `key` lives, for the `token` command the banner prints.
+    pub key_file: std::path::PathBuf,
 }
 
 impl DevIssuer {
@@ -294,9 +296,30 @@ impl DevIssuer {
             .trim_start_matches("http://")
             .trim_end_matches('/');
         out.push_str(&format!(
-            "Try it:\n  grpcurl -plaintext -H \"authorization: Bearer $EMPLOYEE\" \\\n    -d '{{\"timesheet\":{{\"date\":\"2026-11-27\",\"project\":\"Website\",\"hours\":7.5}}}}' \\\n    {addr} timesheets.v1.TimesheetService/CreateTimesheet\n  grpcurl -plaintext -H \"authorization: Bearer $EMPLOYEE\" {addr} timesheets.v1.TimesheetService/ListTimesheets\n  curl -H \"authorization: Bearer $EMPLOYEE\" http://{addr}/timesheets\n  open http://{addr}/ for the web client\n\nMint more with: cargo run --release -- token --scope read:timesheets --email you@exampleco.com\n"
+            "Try it:\n  grpcurl -plaintext -H \"authorization: Bearer $EMPLOYEE\" \\\n    -d '{{\"timesheet\":{{\"date\":\"2026-11-27\",\"project\":\"Website\",\"hours\":7.5}}}}' \\\n    {addr} timesheets.v1.TimesheetService/CreateTimesheet\n  grpcurl -plaintext -H \"authorization: Bearer $EMPLOYEE\" {addr} timesheets.v1.TimesheetService/ListTimesheets\n  curl -H \"authorization: Bearer $EMPLOYEE\" http://{addr}/timesheets\n  open http://{addr}/ for the web client\n\nMint more with: {}\n",
+            self.mint_command(addr)
         ));
         Ok(out)
+    }
+
+    /// A `token` command whose tokens this issuer accepts: the issuer
+    /// comes from `--listen`, the key from `--dev-key-file`, and audience
+    /// and identity claim must match the server's.
+    fn mint_command(&self, addr: &str) -> String {
+        let mut command = format!(
+            "cargo run --release -- token --listen {addr} --dev-key-file {}",
+            shell_word(&self.key_file.to_string_lossy())
+        );
+        if self.audience != DEV_AUDIENCE {
+            command.push_str(&format!(" --audience {}", shell_word(&self.audience)));
+        }
+        if self.identity_claim != DEFAULT_IDENTITY_CLAIM {
+            command.push_str(&format!(
+                " --identity-claim {}",
+                shell_word(&self.identity_claim)
+            ));
+        }
+        command + " --scope read:timesheets --email you@exampleco.com"
     }
 
     /// Discovery document, JWKS and `/dev/token`, so other tools and the
@@ -362,6 +385,16 @@ impl DevIssuer {
 }
 
 /// `timesheets token`: one dev token.
+/// `text` as one POSIX shell word: as it is when that is safe, else quoted.
+fn shell_word(text: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_./:@%+=,-".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
 pub fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
     let key = SigningKey::load_or_create(&args.dev_key_file)?;
     let scopes: Vec<&str> = args
@@ -372,7 +405,7 @@ pub fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
     let issuer = issuer_for(args.listen);
     let claims = DevClaims {
         issuer: &issuer,
-        audience: &args.audience,
+        audience: args.audiences.first().map_or(DEV_AUDIENCE, String::as_str),
         subject: &args.sub,
         identity_claim: &args.identity_claim,
         email: args.email.as_deref(),
@@ -397,6 +430,63 @@ mod tests {
         assert_eq!(first.kid(), second.kid());
         assert_eq!(first.jwk(), second.jwk());
         let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_banners_mint_command_makes_tokens_for_this_very_issuer() {
+        use clap::Parser as _;
+        let dir = std::env::temp_dir().join(format!("ts-banner-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let key_file = dir.join("a key file.pem");
+        let dev = DevIssuer {
+            issuer: issuer_for("127.0.0.1:9000".parse().expect("addr")),
+            audience: "https://api.example/".to_owned(),
+            identity_claim: crate::config::DEFAULT_IDENTITY_CLAIM.to_owned(),
+            key: SigningKey::load_or_create(&key_file).expect("key"),
+            key_file: key_file.clone(),
+        };
+        let banner = dev.banner().expect("banner");
+        let line = banner
+            .lines()
+            .find_map(|l| l.strip_prefix("Mint more with: cargo run --release -- "))
+            .expect("a mint command");
+        let words = shell_words(line);
+        let cli = crate::config::Cli::try_parse_from(
+            std::iter::once("timesheets".to_owned()).chain(words),
+        )
+        .expect("the printed command parses");
+        let crate::config::Command::Token(args) = cli.command else {
+            panic!("expected token");
+        };
+        assert_eq!(issuer_for(args.listen), dev.issuer);
+        assert_eq!(args.dev_key_file, key_file);
+        assert_eq!(args.audiences, [dev.audience.clone()]);
+        assert_eq!(args.identity_claim, dev.identity_claim);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    /// Splits a command line of plain and single-quoted words, as `sh` would.
+    fn shell_words(line: &str) -> Vec<String> {
+        let (mut words, mut word, mut quoted, mut any) = (Vec::new(), String::new(), false, false);
+        for c in line.chars() {
+            match c {
+                '\'' => (quoted, any) = (!quoted, true),
+                ' ' if !quoted => {
+                    if any {
+                        words.push(std::mem::take(&mut word));
+                    }
+                    any = false;
+                }
+                c => {
+                    word.push(c);
+                    any = true;
+                }
+            }
+        }
+        if any {
+            words.push(word);
+        }
+        words
     }
 
     #[test]

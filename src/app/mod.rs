@@ -122,6 +122,7 @@ impl App {
                     .map_or(DEV_AUDIENCE, String::as_str)
                     .to_owned(),
                 identity_claim: config.identity_claim.clone(),
+                key_file: config.dev_key_file.clone(),
                 key: SigningKey::load_or_create(&config.dev_key_file).with_context(|| {
                     format!("loading the dev key {}", config.dev_key_file.display())
                 })?,
