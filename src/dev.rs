@@ -460,7 +460,7 @@ mod tests {
         };
         assert_eq!(issuer_for(args.listen), dev.issuer);
         assert_eq!(args.dev_key_file, key_file);
-        assert_eq!(args.audiences, [dev.audience.clone()]);
+        assert_eq!(args.audiences.first(), Some(&dev.audience));
         assert_eq!(args.identity_claim, dev.identity_claim);
         let _ = std::fs::remove_dir_all(&dir);
     }
