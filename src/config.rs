@@ -103,7 +103,8 @@ pub struct ServeConfig {
     #[arg(long = "audience", env = "TIMESHEETS_AUDIENCE", value_delimiter = ',')]
     pub audiences: Vec<String>,
 
-    /// JWKS location. Default: `{issuer}.well-known/jwks.json`. Only with a single issuer.
+    /// JWKS location. Default: the `jwks_uri` of `{issuer}.well-known/openid-configuration`,
+    /// else `{issuer}.well-known/jwks.json`. Only with a single issuer.
     #[arg(long, env = "TIMESHEETS_JWKS_URI")]
     pub jwks_uri: Option<String>,
 

@@ -660,7 +660,18 @@ impl HttpJwks {
             }
             Err(err) => {
                 tracing::debug!(error = %format!("{err:#}"), "OpenID discovery failed; using the well-known JWKS path");
-                format!("{base}/.well-known/jwks.json")
+                let fallback = format!("{base}/.well-known/jwks.json");
+                // A provider that answers 4xx has no discovery document: it
+                // is not asked again, so a refetch waits for one request,
+                // not two. A timeout or a 5xx may pass; discovery is retried.
+                let absent = err
+                    .chain()
+                    .filter_map(|e| e.downcast_ref::<reqwest::Error>())
+                    .any(|e| e.status().is_some_and(|s| s.is_client_error()));
+                if absent {
+                    *discovered = Some(fallback.clone());
+                }
+                fallback
             }
         }
     }

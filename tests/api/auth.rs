@@ -94,6 +94,16 @@ on_both_backends! {
         alice.list_timesheets(ListTimesheetsRequest::default()).await.expect("the same token, its key still published");
     }
 
+    async fn a_provider_without_discovery_is_asked_for_it_once(app: &TestApp) {
+        app.employee("alice@exampleco.com").list_timesheets(ListTimesheetsRequest::default()).await.expect("keys loaded");
+        assert_eq!(app.issuer.discovery_requests(), 1, "asked at the first fetch, answered 404");
+        let before = app.issuer.fetches();
+        app.issuer.rotate();
+        app.employee("bob@exampleco.com").list_timesheets(ListTimesheetsRequest::default()).await.expect("new key");
+        assert_eq!(app.issuer.fetches(), before + 1);
+        assert_eq!(app.issuer.discovery_requests(), 1, "the refetch went straight to the JWKS");
+    }
+
     async fn a_flood_of_unknown_kids_costs_the_provider_at_most_one_fetch(app: &TestApp) {
         let before = app.issuer.fetches();
         let claims = app.issuer.claims("alice@exampleco.com", EMPLOYEE);

@@ -30,6 +30,7 @@ struct Shared {
     discovery_only: AtomicBool,
     base_url: Mutex<String>,
     fetches: AtomicUsize,
+    discovery_requests: AtomicUsize,
 }
 
 pub struct TestIssuer {
@@ -66,6 +67,7 @@ async fn well_known_jwks(State(shared): State<Arc<Shared>>) -> axum::response::R
 }
 
 async fn discovery(State(shared): State<Arc<Shared>>) -> axum::response::Response {
+    shared.discovery_requests.fetch_add(1, Ordering::SeqCst);
     if !shared.discovery_only.load(Ordering::SeqCst) {
         return StatusCode::NOT_FOUND.into_response();
     }
@@ -119,6 +121,11 @@ impl TestIssuer {
     /// How many times the JWKS was requested.
     pub fn fetches(&self) -> usize {
         self.shared.fetches.load(Ordering::SeqCst)
+    }
+
+    /// How many times the OpenID discovery document was requested.
+    pub fn discovery_requests(&self) -> usize {
+        self.shared.discovery_requests.load(Ordering::SeqCst)
     }
 
     /// Makes the JWKS endpoint answer 503 (`true`) or recover (`false`).
