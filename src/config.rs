@@ -95,6 +95,20 @@ pub struct ServeConfig {
     )]
     pub database_url: String,
 
+    /// PostgreSQL connections per replica: replicas × this must stay below the
+    /// server's `max_connections`.
+    #[arg(
+        long,
+        env = "TIMESHEETS_DATABASE_POOL_SIZE",
+        default_value_t = 16,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub database_pool_size: u32,
+
+    /// How long a call waits for a database connection before UNAVAILABLE.
+    #[arg(long, env = "TIMESHEETS_DATABASE_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = positive_duration)]
+    pub database_acquire_timeout: Duration,
+
     /// Token issuer, exactly as in the `iss` claim (Auth0: `https://<tenant>/`, with the slash).
     #[arg(long = "issuer", env = "TIMESHEETS_ISSUER", value_delimiter = ',')]
     pub issuers: Vec<String>,
@@ -283,6 +297,8 @@ impl fmt::Debug for ServeConfig {
         f.debug_struct("ServeConfig")
             .field("listen", &self.listen)
             .field("database_url", &redact_url(&self.database_url))
+            .field("database_pool_size", &self.database_pool_size)
+            .field("database_acquire_timeout", &self.database_acquire_timeout)
             .field("issuers", &self.issuers)
             .field("audiences", &self.audiences)
             .field("jwks_uri", &self.jwks_uri)

@@ -134,7 +134,11 @@ impl App {
         let scopes = ScopeTable::from_descriptors(descriptor_pool(), &[SERVICE_NAME])?;
         let auth = Authenticator::new(verifier, scopes);
 
-        let store = storage::connect(&config.database_url).await?;
+        let pool = storage::PoolOptions {
+            max_connections: config.database_pool_size,
+            acquire_timeout: config.database_acquire_timeout,
+        };
+        let store = storage::connect(&config.database_url, pool).await?;
         let mut fresh = [0u8; 32];
         SystemRandom::new()
             .fill(&mut fresh)

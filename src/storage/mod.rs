@@ -308,11 +308,22 @@ pub trait Store: Send + Sync + 'static {
 }
 
 /// Opens the database named by `url` and applies its migrations.
-pub async fn connect(url: &str) -> anyhow::Result<Arc<dyn Store>> {
+/// What an operator tunes about the connection pools, per replica.
+#[derive(Debug, Clone, Copy)]
+pub struct PoolOptions {
+    /// PostgreSQL connections. (SQLite's pools have fixed sizes: one
+    /// writer, and readers a file serves well.)
+    pub max_connections: u32,
+    /// How long a call waits for a connection before UNAVAILABLE, so a
+    /// database outage fails calls fast instead of hanging them.
+    pub acquire_timeout: std::time::Duration,
+}
+
+pub async fn connect(url: &str, pool: PoolOptions) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::connect(url).await?))
+        Ok(Arc::new(postgres::PgStore::connect(url, pool).await?))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url).await?))
+        Ok(Arc::new(sqlite::SqliteStore::connect(url, pool).await?))
     } else {
         anyhow::bail!(
             "unsupported --database-url {:?}: use sqlite://<path> or postgres://user@host/db",

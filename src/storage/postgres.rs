@@ -4,21 +4,13 @@
 //! writers itself, and the unique idempotency index makes a retried request
 //! create one row even when two replicas receive it at once.
 
-use std::{str::FromStr, time::Duration};
+use std::str::FromStr;
 
 use anyhow::Context;
 use sqlx::{
     PgPool,
     postgres::{PgConnectOptions, PgPoolOptions},
 };
-
-/// Connections per replica. Keep replicas × this below the server's
-/// `max_connections` (100 by default); see docs on scale-out.
-const MAX_CONNECTIONS: u32 = 16;
-
-/// How long a request waits for a connection before UNAVAILABLE, so a
-/// database outage fails calls fast instead of hanging them.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub(super) struct PgStore {
     reader: PgPool,
@@ -29,13 +21,13 @@ impl PgStore {
     /// `reader` and `writer` are the same pool.
     const SHARED_POOL: bool = true;
 
-    pub(super) async fn connect(url: &str) -> anyhow::Result<Self> {
+    pub(super) async fn connect(url: &str, pool: super::PoolOptions) -> anyhow::Result<Self> {
         let redacted = crate::config::redact_url(url);
         let options = PgConnectOptions::from_str(url)
             .with_context(|| format!("parsing PostgreSQL URL {redacted:?}"))?;
         let pool = PgPoolOptions::new()
-            .max_connections(MAX_CONNECTIONS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .max_connections(pool.max_connections)
+            .acquire_timeout(pool.acquire_timeout)
             .connect_with(options)
             .await
             .with_context(|| format!("connecting to PostgreSQL at {redacted:?}"))?;

@@ -50,9 +50,6 @@ pub(super) const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// are kept from writing with `PRAGMA query_only` instead.
 pub(super) const VFS: &str = "unix-excl";
 
-/// How long a request waits for a pooled connection before UNAVAILABLE.
-const ACQUIRE_TIMEOUT: Duration = Duration::from_secs(2);
-
 pub(super) struct SqliteStore {
     reader: SqlitePool,
     /// Every write but creates, and the migrations.
@@ -67,7 +64,7 @@ impl SqliteStore {
     /// Readers and the writer are separate pools.
     const SHARED_POOL: bool = false;
 
-    pub(super) async fn connect(url: &str) -> anyhow::Result<Self> {
+    pub(super) async fn connect(url: &str, pool: super::PoolOptions) -> anyhow::Result<Self> {
         // Read from the URL as given: sqlx keeps the flag private.
         let in_memory = url.contains(":memory:")
             || url
@@ -109,7 +106,7 @@ impl SqliteStore {
             // (see `VFS`), so no other process can slip in between.
             .idle_timeout(None)
             .max_lifetime(None)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(pool.acquire_timeout)
             .connect_with(options.clone())
             .await
             .with_context(|| format!("opening SQLite database {url:?}"))?;
@@ -123,7 +120,7 @@ impl SqliteStore {
             .context("applying SQLite migrations")?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
-            .acquire_timeout(ACQUIRE_TIMEOUT)
+            .acquire_timeout(pool.acquire_timeout)
             .connect_with(options.clone().pragma("query_only", "ON"))
             .await
             .with_context(|| format!("opening SQLite readers for {url:?}"))?;
@@ -184,7 +181,11 @@ mod tests {
     #[tokio::test]
     async fn an_in_memory_database_is_refused_because_it_keeps_nothing() {
         for url in ["sqlite::memory:", "sqlite://timesheets.db?mode=memory"] {
-            let refused = super::SqliteStore::connect(url).await.err();
+            let pool = super::super::PoolOptions {
+                max_connections: 4,
+                acquire_timeout: std::time::Duration::from_secs(2),
+            };
+            let refused = super::SqliteStore::connect(url, pool).await.err();
             let message = refused.map(|err| format!("{err:#}")).unwrap_or_default();
             assert!(message.contains("keeps nothing"), "{url}: {message:?}");
         }

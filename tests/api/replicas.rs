@@ -267,3 +267,41 @@ async fn a_database_outage_fails_fast_with_unavailable_and_heals_without_a_resta
     drop(proxy);
     db.remove().await;
 }
+
+#[tokio::test]
+async fn a_replica_opens_no_more_database_connections_than_its_pool_size() {
+    let Some(app) = spawn_app_with(Backend::Postgres, |c| c.database_pool_size = 2).await else {
+        return;
+    };
+    let calls: Vec<_> = (0..48)
+        .map(|i| {
+            let mut client = app.employee(&format!("user{i}@exampleco.com"));
+            tokio::spawn(async move {
+                client
+                    .create_timesheet(create("2026-11-27", "Website", 1.0))
+                    .await
+                    .map(|_| ())
+            })
+        })
+        .collect();
+    for call in calls {
+        call.await
+            .expect("joined")
+            .expect("created through a pool of 2");
+    }
+    use sqlx::Connection;
+    let mut observer = sqlx::PgConnection::connect(&app.database_url())
+        .await
+        .expect("observer connects");
+    let opened: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()",
+    )
+    .fetch_one(&mut observer)
+    .await
+    .expect("count connections");
+    assert!(
+        (1..=2).contains(&opened),
+        "{opened} connections for a pool of 2"
+    );
+    app.shutdown().await;
+}
