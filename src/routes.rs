@@ -90,6 +90,16 @@ async fn metrics(State(probes): State<Probes>) -> impl IntoResponse {
     )
 }
 
+/// A known path asked with a method it does not serve: the JSON error
+/// shape, as on the API's own paths (axum adds the `Allow` header).
+pub async fn method_not_allowed(method: axum::http::Method) -> axum::response::Response {
+    crate::transcode::error_response(
+        tonic::Code::Unimplemented,
+        &format!("method {method} is not allowed on this path"),
+        Some(StatusCode::METHOD_NOT_ALLOWED),
+    )
+}
+
 /// The web client, the probes, the metrics and the OpenAPI document.
 pub fn router(probes: Probes, openapi: serde_json::Value) -> axum::Router {
     let openapi = axum::body::Bytes::from(openapi.to_string());

@@ -229,6 +229,7 @@ impl App {
         };
         // Everything else is HTTP/JSON, transcoded into the same stack.
         let router = router
+            .method_not_allowed_fallback(routes::method_not_allowed)
             .fallback_service(transcoder.into_router(timesheets))
             .layer(ObserveLayer::new(admission))
             .layer(cors(&config.cors_origins)?);

@@ -160,6 +160,7 @@ on_both_backends! {
         let rows = vec![
             Row { description: "unknown path", request: http.get(app.url("/nope")).bearer_auth(&token), status: StatusCode::NOT_FOUND, grpc: "NOT_FOUND" },
             Row { description: "wrong method on a known path", request: http.request(Method::PATCH, app.url("/timesheets")).bearer_auth(&token), status: StatusCode::METHOD_NOT_ALLOWED, grpc: "UNIMPLEMENTED" },
+            Row { description: "wrong method on a plain endpoint", request: http.post(app.url("/healthz")), status: StatusCode::METHOD_NOT_ALLOWED, grpc: "UNIMPLEMENTED" },
             Row { description: "malformed JSON", request: http.post(app.url("/timesheets")).bearer_auth(&token).header(header::CONTENT_TYPE, "application/json").body("{\"date\": "), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
             Row { description: "unknown JSON field", request: http.post(app.url("/timesheets")).bearer_auth(&token).json(&json!({"date": "2026-11-27", "project": "W", "hours": 1, "colour": "red"})), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
             Row { description: "a form body", request: http.post(app.url("/timesheets")).bearer_auth(&token).form(&[("date", "2026-11-27"), ("project", "W"), ("hours", "1")]), status: StatusCode::UNSUPPORTED_MEDIA_TYPE, grpc: "INVALID_ARGUMENT" },
@@ -190,6 +191,7 @@ on_both_backends! {
             assert!(error["error"]["details"].is_array(), "{}", row.description);
             match row.description {
                 "wrong method on a known path" => assert_eq!(headers.get(header::ALLOW).and_then(|v| v.to_str().ok()), Some("GET, HEAD, POST")),
+                "wrong method on a plain endpoint" => assert_eq!(headers.get(header::ALLOW).and_then(|v| v.to_str().ok()), Some("GET,HEAD")),
                 "malformed JSON" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("line 1 column")), "{error}"),
                 "a form body" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("application/x-www-form-urlencoded")), "{error}"),
                 "a field given twice" | "a field under both its names" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("more than once")), "{error}"),
