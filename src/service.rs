@@ -12,8 +12,8 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::{
     auth::Principal,
     domain::{
-        FieldViolation, Project, RawTimesheet, TimesheetInput, WorkDate, parse_id,
-        parse_request_id, parse_user_id,
+        FieldViolation, MAX_ID_CHARS, MAX_NOTES_CHARS, MAX_PROJECT_CHARS, MAX_USER_ID_CHARS,
+        Project, RawTimesheet, TimesheetInput, WorkDate, parse_id, parse_request_id, parse_user_id,
     },
     error::Error,
     pagination::{PageTokens, page_size},
@@ -33,10 +33,16 @@ pub const MAX_BATCH_ITEMS: usize = 10_000;
 /// Room kept in a reply for everything but its timesheets (a page token).
 const REPLY_HEADROOM: usize = 1024;
 
-/// The smallest `--max-message-bytes`: a reply must always have room for
-/// one timesheet of the largest size validation allows (under 12 KiB: notes,
-/// project and two identities, all of at most 4 bytes a character).
+/// The most one stored timesheet can add to a reply that lists it: its
+/// strings at validation's limits, 4 bytes a character, and 128 bytes for
+/// the date, tags, lengths, numbers and timestamps.
+const MAX_LISTED_LEN: usize =
+    4 * (MAX_ID_CHARS + 2 * MAX_USER_ID_CHARS + MAX_PROJECT_CHARS + MAX_NOTES_CHARS) + 128;
+
+/// The smallest `--max-message-bytes`: a reply always has room for one
+/// timesheet of the largest size validation allows.
 pub const MIN_MESSAGE_BYTES: usize = 16 * 1024;
+const _: () = assert!(MAX_LISTED_LEN + REPLY_HEADROOM <= MIN_MESSAGE_BYTES);
 
 /// The service implementation, shared by every protocol.
 pub struct TimesheetApi {
@@ -184,14 +190,19 @@ fn paginate(
     budget: usize,
 ) -> (Vec<Timesheet>, String) {
     let mut more = rows.len() > limit as usize;
-    let mut page = Vec::with_capacity(rows.len().min(limit as usize));
+    let page_len = rows.len().min(limit as usize);
+    // A page that fits even with every row at its largest is not sized.
+    let sized = page_len.saturating_mul(MAX_LISTED_LEN) > budget;
+    let mut page = Vec::with_capacity(page_len);
     let mut size = 0;
-    for row in rows.into_iter().take(limit as usize) {
+    for row in rows.into_iter().take(page_len) {
         let timesheet = to_proto(row);
-        size += listed_len(&timesheet);
-        if size > budget && !page.is_empty() {
-            more = true;
-            break;
+        if sized {
+            size += listed_len(&timesheet);
+            if size > budget && !page.is_empty() {
+                more = true;
+                break;
+            }
         }
         page.push(timesheet);
     }
