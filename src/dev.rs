@@ -24,7 +24,7 @@ use base64::{
 };
 use serde_json::{Value, json};
 
-use crate::config::{DEFAULT_IDENTITY_CLAIM, DEV_AUDIENCE, TokenArgs};
+use crate::config::{DEV_AUDIENCE, TokenArgs};
 
 const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
 const PEM_END: &str = "-----END PRIVATE KEY-----";
@@ -304,22 +304,17 @@ impl DevIssuer {
 
     /// A `token` command whose tokens this issuer accepts: the issuer
     /// comes from `--listen`, the key from `--dev-key-file`, and audience
-    /// and identity claim must match the server's.
+    /// and identity claim must match the server's. Every one is spelled
+    /// out, so no `TIMESHEETS_*` variable of the shell that runs it can
+    /// change them.
     fn mint_command(&self, addr: &str) -> String {
-        let mut command = format!(
-            "cargo run --release -- token --listen {addr} --dev-key-file {}",
-            shell_word(&self.key_file.to_string_lossy())
-        );
-        if self.audience != DEV_AUDIENCE {
-            command.push_str(&format!(" --audience {}", shell_word(&self.audience)));
-        }
-        if self.identity_claim != DEFAULT_IDENTITY_CLAIM {
-            command.push_str(&format!(
-                " --identity-claim {}",
-                shell_word(&self.identity_claim)
-            ));
-        }
-        command + " --scope read:timesheets --email you@exampleco.com"
+        format!(
+            "cargo run --release -- token --listen {addr} --dev-key-file {} --audience {} \
+             --identity-claim {} --scope read:timesheets --email you@exampleco.com",
+            shell_word(&self.key_file.to_string_lossy()),
+            shell_word(&self.audience),
+            shell_word(&self.identity_claim),
+        )
     }
 
     /// Discovery document, JWKS and `/dev/token`, so other tools and the
@@ -384,7 +379,6 @@ impl DevIssuer {
     }
 }
 
-/// `timesheets token`: one dev token.
 /// `text` as one POSIX shell word: as it is when that is safe, else quoted.
 fn shell_word(text: &str) -> String {
     let plain = |c: char| c.is_ascii_alphanumeric() || "_./:@%+=,-".contains(c);
@@ -395,6 +389,7 @@ fn shell_word(text: &str) -> String {
     }
 }
 
+/// `timesheets token`: one dev token.
 pub fn mint_token(args: &TokenArgs) -> anyhow::Result<String> {
     let key = SigningKey::load_or_create(&args.dev_key_file)?;
     let scopes: Vec<&str> = args

@@ -661,13 +661,15 @@ impl HttpJwks {
             Err(err) => {
                 tracing::debug!(error = %format!("{err:#}"), "OpenID discovery failed; using the well-known JWKS path");
                 let fallback = format!("{base}/.well-known/jwks.json");
-                // A provider that answers 4xx has no discovery document: it
-                // is not asked again, so a refetch waits for one request,
-                // not two. A timeout or a 5xx may pass; discovery is retried.
+                // A provider that answers 404 or 410 has no discovery
+                // document: it is not asked again, so a refetch waits for
+                // one request, not two. Anything else (429, 403 from a
+                // proxy, a timeout, a 5xx) may pass; discovery is retried.
                 let absent = err
                     .chain()
                     .filter_map(|e| e.downcast_ref::<reqwest::Error>())
-                    .any(|e| e.status().is_some_and(|s| s.is_client_error()));
+                    .filter_map(reqwest::Error::status)
+                    .any(|s| s == http::StatusCode::NOT_FOUND || s == http::StatusCode::GONE);
                 if absent {
                     *discovered = Some(fallback.clone());
                 }
