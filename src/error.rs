@@ -10,6 +10,9 @@ use tonic_types::{ErrorDetails, FieldViolation as PbFieldViolation, StatusExt};
 
 use crate::{domain::FieldViolation, storage};
 
+/// `ErrorInfo.domain` of every error this service explains with a reason.
+pub const ERROR_DOMAIN: &str = "timesheets.exampleco.com";
+
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// Input failed validation → INVALID_ARGUMENT with google.rpc.BadRequest.
@@ -28,6 +31,10 @@ pub enum Error {
     /// The auth layer prevents this; the check keeps handlers safe on their own.
     #[error("missing principal")]
     Unauthenticated,
+    /// The reply would exceed the message size limit; nothing was stored →
+    /// RESOURCE_EXHAUSTED, told apart from load shedding by its ErrorInfo.
+    #[error("reply too large")]
+    ReplyTooLarge,
     /// Storage failed → ALREADY_EXISTS, UNAVAILABLE or INTERNAL, by kind.
     #[error(transparent)]
     Storage(#[from] storage::Error),
@@ -88,10 +95,18 @@ impl From<Error> for Status {
                     format!("item {index}: request_id was already used with a different payload")
                 })
             }
-            Error::Storage(storage::Error::TooLarge) => Status::resource_exhausted(
-                "the stored timesheets would not fit in one reply (the message size limit); \
-                 nothing was stored: split the upload",
-            ),
+            Error::ReplyTooLarge | Error::Storage(storage::Error::TooLarge) => {
+                Status::with_error_details(
+                    Code::ResourceExhausted,
+                    "the timesheets would not fit in one reply (the message size limit); \
+                     nothing was stored: split the upload, a retry as it is fails the same way",
+                    ErrorDetails::with_error_info(
+                        "REPLY_TOO_LARGE",
+                        ERROR_DOMAIN,
+                        std::collections::HashMap::new(),
+                    ),
+                )
+            }
             Error::Storage(err @ storage::Error::Unavailable(_)) => {
                 tracing::warn!(error = %anyhow::Error::from(err), "storage unavailable");
                 Status::unavailable("database unavailable; retry with backoff")

@@ -33,11 +33,12 @@ pub const MAX_BATCH_ITEMS: usize = 10_000;
 /// Room kept in a reply for everything but its timesheets (a page token).
 const REPLY_HEADROOM: usize = 1024;
 
-/// The most one stored timesheet can add to a reply that lists it: its
-/// strings at validation's limits, 4 bytes a character, and 128 bytes for
-/// the date, tags, lengths, numbers and timestamps.
-const MAX_LISTED_LEN: usize =
-    4 * (MAX_ID_CHARS + 2 * MAX_USER_ID_CHARS + MAX_PROJECT_CHARS + MAX_NOTES_CHARS) + 128;
+/// The most one timesheet can add to a reply that lists it: its strings at
+/// validation's limits, 4 bytes a character, a date and the overhead.
+const MAX_LISTED_LEN: usize = 4
+    * (MAX_ID_CHARS + 2 * MAX_USER_ID_CHARS + MAX_PROJECT_CHARS + MAX_NOTES_CHARS)
+    + 10
+    + LISTED_OVERHEAD;
 
 /// The smallest `--max-message-bytes`: a reply always has room for one
 /// timesheet of the largest size validation allows.
@@ -70,6 +71,51 @@ impl TimesheetApi {
 /// reply that does).
 fn listed_len(timesheet: &Timesheet) -> usize {
     prost::encoding::message::encoded_len(1, timesheet)
+}
+
+/// Room in [`listed_len`] beyond a timesheet's strings: tags and lengths,
+/// hours, the approved flag and two timestamps (under 80 bytes while each
+/// string is shorter than 2 MiB).
+const LISTED_OVERHEAD: usize = 128;
+
+/// An upper bound of [`listed_len`] from string lengths alone, a few
+/// instructions instead of a pass over the encoding.
+fn listed_len_bound(r: &TimesheetRecord) -> usize {
+    r.id.len()
+        + r.user_id.len()
+        + r.work_date.len()
+        + r.project.len()
+        + r.notes.len()
+        + r.approved_by.len()
+        + LISTED_OVERHEAD
+}
+
+/// The same bound for a row not yet stored (no approver; a 10-byte date).
+fn new_listed_len_bound(n: &NewTimesheet) -> usize {
+    n.id.len()
+        + n.user_id.len()
+        + 10
+        + n.input.project.as_str().len()
+        + n.input.notes.as_str().len()
+        + LISTED_OVERHEAD
+}
+
+/// Whether `items`, echoed as timesheets, fit in one reply of `budget`
+/// bytes: the cheap bound decides when it can, the exact size otherwise.
+fn fits_in_reply<T>(
+    items: &[T],
+    budget: usize,
+    bound: impl Fn(&T) -> usize,
+    record: impl Fn(&T) -> TimesheetRecord,
+) -> bool {
+    if items.iter().map(bound).sum::<usize>() <= budget {
+        return true;
+    }
+    let mut size = 0;
+    items.iter().all(|item| {
+        size += listed_len(&to_proto(record(item)));
+        size <= budget
+    })
 }
 
 type Result<T> = std::result::Result<Response<T>, Status>;
@@ -191,8 +237,8 @@ fn paginate(
 ) -> (Vec<Timesheet>, String) {
     let mut more = rows.len() > limit as usize;
     let page_len = rows.len().min(limit as usize);
-    // A page that fits even with every row at its largest is not sized.
-    let sized = page_len.saturating_mul(MAX_LISTED_LEN) > budget;
+    // A page whose bound fits is not sized row by row.
+    let sized = rows[..page_len].iter().map(listed_len_bound).sum::<usize>() > budget;
     let mut page = Vec::with_capacity(page_len);
     let mut size = 0;
     for row in rows.into_iter().take(page_len) {
@@ -403,15 +449,21 @@ impl TimesheetService for TimesheetApi {
             }
             return Err(err.into());
         }
-        // Checked before the commit: a reply too large to send must not
-        // follow a batch that was stored.
+        // A reply too large to send must not follow a batch that was
+        // stored. New rows are sized here, before the writer is taken; a
+        // replayed row echoes the stored one, which may carry an approver,
+        // so the stored rows are sized again before the commit.
         let budget = self.reply_budget;
+        if !fits_in_reply(&rows, budget, new_listed_len_bound, NewTimesheet::record) {
+            return Err(Error::ReplyTooLarge.into());
+        }
         let fits = move |stored: &[Inserted]| {
-            let size: usize = stored
-                .iter()
-                .map(|s| listed_len(&to_proto(s.record().clone())))
-                .sum();
-            size <= budget
+            fits_in_reply(
+                stored,
+                budget,
+                |s| listed_len_bound(s.record()),
+                |s| s.record().clone(),
+            )
         };
         let stored = self
             .store

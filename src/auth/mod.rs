@@ -114,8 +114,6 @@ pub enum AuthError {
 
 /// Realm in `WWW-Authenticate` challenges (RFC 6750 §3).
 const REALM: &str = "timesheets";
-/// `ErrorInfo.domain` for every auth error.
-const ERROR_DOMAIN: &str = "timesheets.exampleco.com";
 
 impl AuthError {
     /// Machine-readable reason, as in the ErrorInfo and the metrics.
@@ -176,7 +174,8 @@ impl AuthError {
         if let AuthError::InsufficientScope(scope) = self {
             metadata.insert("scope".to_owned(), scope.clone());
         }
-        let details = ErrorDetails::with_error_info(self.reason(), ERROR_DOMAIN, metadata);
+        let details =
+            ErrorDetails::with_error_info(self.reason(), crate::error::ERROR_DOMAIN, metadata);
         let mut status = Status::with_error_details(code, message, details);
         if let Some(challenge) = challenge.and_then(|c| MetadataValue::try_from(c).ok()) {
             status.metadata_mut().insert("www-authenticate", challenge);

@@ -15,14 +15,25 @@ fn item(user: &str, date: &str, hours: f64, request_id: &str) -> UploadTimesheet
     }
 }
 
+/// How many rows `user` has, over every page.
 async fn stored_for(app: &TestApp, user: &str) -> usize {
-    app.employee(user)
-        .list_timesheets(ListTimesheetsRequest::default())
-        .await
-        .expect("list")
-        .into_inner()
-        .timesheets
-        .len()
+    let mut client = app.employee(user);
+    let (mut count, mut page_token) = (0, String::new());
+    loop {
+        let page = client
+            .list_timesheets(ListTimesheetsRequest {
+                page_token,
+                ..Default::default()
+            })
+            .await
+            .expect("list")
+            .into_inner();
+        count += page.timesheets.len();
+        if page.next_page_token.is_empty() {
+            return count;
+        }
+        page_token = page.next_page_token;
+    }
 }
 
 on_both_backends! {
@@ -99,6 +110,10 @@ async fn a_batch_too_large_to_echo_in_one_reply_fails_and_stores_nothing() {
             "{}",
             status.message()
         );
+        // Told apart from load shedding, which a client may retry.
+        use tonic_types::StatusExt;
+        let info = status.get_details_error_info().expect("an ErrorInfo");
+        assert_eq!(info.reason, "REPLY_TOO_LARGE");
         assert_eq!(stored_for(&app, "007").await, 0, "{backend:?}");
         // Half of it fits, and is stored and echoed whole.
         let stored = app
@@ -109,6 +124,63 @@ async fn a_batch_too_large_to_echo_in_one_reply_fails_and_stores_nothing() {
             .into_inner();
         assert_eq!(stored.timesheets.len(), 30);
         assert_eq!(stored_for(&app, "007").await, 30, "{backend:?}");
+        app.shutdown().await;
+    }
+}
+
+#[tokio::test]
+async fn a_batch_of_replays_too_large_to_echo_is_refused_before_commit() {
+    for backend in [Backend::Sqlite, Backend::Postgres] {
+        let Some(app) = spawn_app_with(backend, |c| c.max_message_bytes = SMALL_LIMIT).await else {
+            continue;
+        };
+        // 30 keyed items fit (about 12 KiB echoed) ...
+        let keyed = |items: Vec<UploadTimesheetRequest>| {
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(i, item)| UploadTimesheetRequest {
+                    request_id: format!("k{i}"),
+                    ..item
+                })
+                .collect::<Vec<_>>()
+        };
+        let stored = app
+            .importer()
+            .batch_upload_timesheets(tokio_stream::iter(keyed(wordy_items(30))))
+            .await
+            .expect("fits")
+            .into_inner()
+            .timesheets;
+        // ... until an approver with a long name is stored on each of them.
+        let approver = format!("{}@exampleco.com", "m".repeat(280));
+        let mut manager = app.client(&approver, MANAGER);
+        for timesheet in &stored {
+            manager
+                .approve_timesheet(ApproveTimesheetRequest {
+                    id: timesheet.id.clone(),
+                })
+                .await
+                .expect("approve");
+        }
+        // Replaying them (plus one new item) echoes the approved rows: too large.
+        let mut items = keyed(wordy_items(30));
+        items.push(item("007", "2017-06-01", 1.0, "new"));
+        let status = app
+            .importer()
+            .batch_upload_timesheets(tokio_stream::iter(items))
+            .await
+            .expect_err("echo too large");
+        assert_eq!(
+            status.code(),
+            Code::ResourceExhausted,
+            "{backend:?}: {status:?}"
+        );
+        assert_eq!(
+            stored_for(&app, "007").await,
+            30,
+            "{backend:?}: the new item was rolled back"
+        );
         app.shutdown().await;
     }
 }
