@@ -253,10 +253,10 @@ where
             };
             let call = async {
                 match deadline {
-                    // An expired deadline does no work at all.
-                    Some(deadline) if deadline <= deadline_margin(deadline) => None,
+                    // A deadline already spent on arrival still reaches the
+                    // call's metrics, which answer it without doing any work.
                     Some(deadline) => {
-                        let budget = deadline - deadline_margin(deadline);
+                        let budget = deadline.saturating_sub(deadline_margin(deadline));
                         tokio::time::timeout(budget, inner.call(request)).await.ok()
                     }
                     None => Some(inner.call(request).await),
@@ -403,6 +403,12 @@ where
             finished: false,
         };
         Box::pin(async move {
+            if in_flight.deadline.is_some_and(|d| Instant::now() >= d) {
+                // Spent before the call began (a tiny grpc-timeout, or a
+                // wait for the body): no work for an answer nobody awaits.
+                in_flight.finish(Code::DeadlineExceeded);
+                return Ok(tonic::Status::deadline_exceeded("deadline exceeded").into_http());
+            }
             let Ok(mut response) = inner.call(request).await;
             resource_exhausted_for_oversized_messages(&mut response);
             let code = reply_code(&response);

@@ -784,3 +784,105 @@ async fn database_errors_are_retryable_only_when_a_retry_could_succeed() {
     );
     assert!(matches!(Error::from(nul), Error::Internal(_)));
 }
+
+/// The value of one `timesheets_requests_total` series, 0 when absent.
+async fn calls_counted(app: &TestApp, method: &str, protocol: &str, code: &str) -> u64 {
+    let text = app
+        .http()
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .expect("metrics")
+        .text()
+        .await
+        .expect("text");
+    let series = format!(
+        "timesheets_requests_total{{method=\"{method}\",protocol=\"{protocol}\",code=\"{code}\"}} "
+    );
+    text.lines()
+        .find_map(|l| l.strip_prefix(&series))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn a_call_its_client_gives_up_on_is_counted_as_cancelled() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.max_concurrent_requests = 1).await else {
+        return;
+    };
+    use sqlx::Connection;
+    let mut blocker = sqlx::SqliteConnection::connect(&app.database_url())
+        .await
+        .expect("open the database");
+    sqlx::query("BEGIN IMMEDIATE")
+        .execute(&mut blocker)
+        .await
+        .expect("take the write lock");
+    let mut alice = app.employee("alice@exampleco.com");
+    let create = tokio::spawn(async move {
+        alice
+            .create_timesheet(create("2026-11-27", "Website", 1.0))
+            .await
+    });
+    until_in_flight(&app).await;
+    // Dropping the call resets its HTTP/2 stream; the server drops it too.
+    create.abort();
+    let mut counted = 0;
+    for _ in 0..2000 {
+        counted = calls_counted(&app, "CreateTimesheet", "grpc", "CANCELLED").await;
+        if counted > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(counted, 1);
+    sqlx::query("ROLLBACK")
+        .execute(&mut blocker)
+        .await
+        .expect("release the lock");
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_call_whose_deadline_is_spent_on_arrival_does_no_work_and_is_counted() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    use prost::Message;
+    let message = create("2026-11-27", "Late", 1.0).encode_to_vec();
+    let mut frame = vec![0u8];
+    frame.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
+    frame.extend_from_slice(&message);
+    let response = app
+        .h2()
+        .post(app.url("/timesheets.v1.TimesheetService/CreateTimesheet"))
+        .bearer_auth(app.token("alice@exampleco.com", EMPLOYEE))
+        .header(header::CONTENT_TYPE, "application/grpc")
+        .header("te", "trailers")
+        .header("grpc-timeout", "1n")
+        .body(frame)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(
+        response
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok()),
+        Some("4"),
+        "{:?}",
+        response.headers()
+    );
+    assert_eq!(
+        calls_counted(&app, "CreateTimesheet", "grpc", "DEADLINE_EXCEEDED").await,
+        1
+    );
+    let listed = app
+        .employee("alice@exampleco.com")
+        .list_timesheets(ListTimesheetsRequest::default())
+        .await
+        .expect("list")
+        .into_inner();
+    assert!(listed.timesheets.is_empty(), "{:?}", listed.timesheets);
+    app.shutdown().await;
+}
