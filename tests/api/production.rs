@@ -44,6 +44,47 @@ fn open_batch(
     (tx, call)
 }
 
+/// SQLite's write lock, held by a connection of the test's own, so the
+/// server's writes wait for it.
+struct WriteLock(sqlx::SqliteConnection);
+
+impl WriteLock {
+    async fn take(app: &TestApp) -> Self {
+        use sqlx::Connection;
+        let mut conn = sqlx::SqliteConnection::connect(&app.database_url())
+            .await
+            .expect("open the database");
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut conn)
+            .await
+            .expect("take the write lock");
+        Self(conn)
+    }
+
+    async fn release(mut self) {
+        sqlx::query("ROLLBACK")
+            .execute(&mut self.0)
+            .await
+            .expect("release the lock");
+    }
+}
+
+/// A create by alice, started and waited for until it holds the only
+/// admission permit (`max_concurrent_requests = 1`); with the write lock
+/// taken, it stays in flight.
+async fn create_in_flight(
+    app: &TestApp,
+) -> tokio::task::JoinHandle<Result<tonic::Response<Timesheet>, tonic::Status>> {
+    let mut alice = app.employee("alice@exampleco.com");
+    let create = tokio::spawn(async move {
+        alice
+            .create_timesheet(create("2026-11-27", "Website", 1.0))
+            .await
+    });
+    until_in_flight(app).await;
+    create
+}
+
 /// Waits until a call holds the only admission permit: a probe call is
 /// then shed. Each probe is a round trip, which paces the loop.
 async fn until_in_flight(app: &TestApp) {
@@ -251,22 +292,9 @@ async fn calls_still_running_after_the_grace_period_get_unavailable() {
     else {
         return;
     };
-    // Another process holds SQLite's write lock, so a create stays in flight.
-    use sqlx::Connection;
-    let mut blocker = sqlx::SqliteConnection::connect(&app.database_url())
-        .await
-        .expect("open the database");
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .expect("take the write lock");
-    let mut alice = app.employee("alice@exampleco.com");
-    let create = tokio::spawn(async move {
-        alice
-            .create_timesheet(create("2026-11-27", "Website", 1.0))
-            .await
-    });
-    until_in_flight(&app).await;
+    // Another connection holds SQLite's write lock, so a create stays in flight.
+    let blocker = WriteLock::take(&app).await;
+    let create = create_in_flight(&app).await;
 
     let app = app.begin_shutdown();
     let status = create
@@ -274,10 +302,7 @@ async fn calls_still_running_after_the_grace_period_get_unavailable() {
         .expect("joined")
         .expect_err("cut off after the grace period");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    sqlx::query("ROLLBACK")
-        .execute(&mut blocker)
-        .await
-        .expect("release the lock");
+    blocker.release().await;
     app.finish_shutdown().await;
 }
 
@@ -621,14 +646,7 @@ async fn a_call_whose_deadline_expires_while_waiting_for_the_database_stores_not
     let Some(app) = spawn_app(Backend::Sqlite).await else {
         return;
     };
-    use sqlx::Connection;
-    let mut blocker = sqlx::SqliteConnection::connect(&app.database_url())
-        .await
-        .expect("open the database");
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .expect("take the write lock");
+    let blocker = WriteLock::take(&app).await;
     let token = app.token("alice@exampleco.com", EMPLOYEE);
     let response = app
         .http()
@@ -648,10 +666,7 @@ async fn a_call_whose_deadline_expires_while_waiting_for_the_database_stores_not
         .await
         .expect_err("deadline");
     assert_eq!(status.code(), Code::DeadlineExceeded);
-    sqlx::query("ROLLBACK")
-        .execute(&mut blocker)
-        .await
-        .expect("release the lock");
+    blocker.release().await;
     // The committer takes groups in order and may still be waiting for the
     // lock with the late ones: a create after them is answered only once
     // their group is decided, so the list below sees its outcome.
@@ -810,21 +825,8 @@ async fn a_call_its_client_gives_up_on_is_counted_as_cancelled() {
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.max_concurrent_requests = 1).await else {
         return;
     };
-    use sqlx::Connection;
-    let mut blocker = sqlx::SqliteConnection::connect(&app.database_url())
-        .await
-        .expect("open the database");
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut blocker)
-        .await
-        .expect("take the write lock");
-    let mut alice = app.employee("alice@exampleco.com");
-    let create = tokio::spawn(async move {
-        alice
-            .create_timesheet(create("2026-11-27", "Website", 1.0))
-            .await
-    });
-    until_in_flight(&app).await;
+    let blocker = WriteLock::take(&app).await;
+    let create = create_in_flight(&app).await;
     // Dropping the call resets its HTTP/2 stream; the server drops it too.
     create.abort();
     let mut counted = 0;
@@ -836,10 +838,7 @@ async fn a_call_its_client_gives_up_on_is_counted_as_cancelled() {
         tokio::task::yield_now().await;
     }
     assert_eq!(counted, 1);
-    sqlx::query("ROLLBACK")
-        .execute(&mut blocker)
-        .await
-        .expect("release the lock");
+    blocker.release().await;
     app.shutdown().await;
 }
 

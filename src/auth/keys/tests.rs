@@ -138,14 +138,44 @@ fn cached(verifier: &crate::auth::TokenVerifier, token: &str) -> Option<bool> {
         .map(|verdict| verdict.is_ok())
 }
 
-#[tokio::test(start_paused = true)]
-async fn a_cached_verdict_outlives_a_refresh_that_keeps_its_key() {
+/// A token whose verdict the verifier remembers, and what checked it.
+struct Remembered {
+    signing: SigningKey,
+    source: Arc<Scripted>,
+    keys: Arc<KeyStore>,
+    verifier: crate::auth::TokenVerifier,
+    token: String,
+}
+
+/// A token signed by a new key, published with `others` more beside it,
+/// verified once, so its verdict is cached.
+async fn remembered(others: usize) -> Remembered {
     let signing = key();
-    let source = Scripted::new(&[&signing]);
+    let extra: Vec<SigningKey> = (0..others).map(|_| key()).collect();
+    let published: Vec<&SigningKey> = std::iter::once(&signing).chain(&extra).collect();
+    let source = Scripted::new(&published);
     let keys = store(&source);
     keys.refresh().await.expect("initial fetch");
     let (verifier, token) = (verifier(&keys), token(&signing));
     verifier.verify(&token).await.expect("verifies");
+    Remembered {
+        signing,
+        source,
+        keys,
+        verifier,
+        token,
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cached_verdict_outlives_a_refresh_that_keeps_its_key() {
+    let Remembered {
+        source,
+        keys,
+        verifier,
+        token,
+        ..
+    } = remembered(0).await;
     assert_eq!(cached(&verifier, &token), Some(true));
     // The routine refresh (or any other client's unknown kid) reloads the
     // same keys; the token's verdict must not change with it.
@@ -156,12 +186,13 @@ async fn a_cached_verdict_outlives_a_refresh_that_keeps_its_key() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cached_verdict_ends_when_its_key_is_withdrawn() {
-    let signing = key();
-    let source = Scripted::new(&[&signing, &key()]);
-    let keys = store(&source);
-    keys.refresh().await.expect("initial fetch");
-    let (verifier, token) = (verifier(&keys), token(&signing));
-    verifier.verify(&token).await.expect("verifies");
+    let Remembered {
+        signing,
+        source,
+        keys,
+        verifier,
+        token,
+    } = remembered(1).await;
     source.withdraw(&signing);
     keys.refresh().await.expect("refresh");
     assert_eq!(cached(&verifier, &token), None);
@@ -171,12 +202,12 @@ async fn a_cached_verdict_ends_when_its_key_is_withdrawn() {
 
 #[tokio::test(start_paused = true)]
 async fn a_cached_verdict_ends_when_the_keys_are_past_max_stale() {
-    let signing = key();
-    let source = Scripted::new(&[&signing]);
-    let keys = store(&source);
-    keys.refresh().await.expect("initial fetch");
-    let (verifier, token) = (verifier(&keys), token(&signing));
-    verifier.verify(&token).await.expect("verifies");
+    let Remembered {
+        source,
+        verifier,
+        token,
+        ..
+    } = remembered(0).await;
     source.set_mode(Mode::Down);
     tokio::time::advance(Duration::from_secs(30 * 60)).await;
     assert_eq!(
