@@ -102,6 +102,14 @@ fn reject(protocol: Protocol, code: Code, message: &str, http: http::StatusCode)
     response
 }
 
+/// The method a gRPC or gRPC-Web path names on the TimesheetService, the
+/// service whose calls the metrics count.
+fn service_method(path: &str) -> Option<&str> {
+    path.strip_prefix('/')?
+        .strip_prefix(crate::proto::SERVICE_NAME)?
+        .strip_prefix('/')
+}
+
 /// `grpc-timeout` (`<digits><H|M|S|m|u|n>`, at most 8 digits).
 fn grpc_timeout(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(GRPC_TIMEOUT)?.to_str().ok()?;
@@ -216,9 +224,22 @@ where
         };
         let exempt = exempt(request.uri().path());
         let started = Instant::now();
-        if let Some(deadline) = deadline {
-            let budget = deadline.saturating_sub(deadline_margin(deadline));
-            request.extensions_mut().insert(Deadline(started + budget));
+        let budget = deadline.map(|d| d.saturating_sub(deadline_margin(d)));
+        match budget {
+            // Spent on arrival: answered below without doing any work, and
+            // counted here, since the call never reaches its own metrics.
+            Some(Duration::ZERO) => {
+                if let Some(rpc) = service_method(request.uri().path()) {
+                    let call = admission.metrics.call_key(rpc, protocol);
+                    admission
+                        .metrics
+                        .record_call(call, Code::DeadlineExceeded, Duration::ZERO);
+                }
+            }
+            Some(budget) => {
+                request.extensions_mut().insert(Deadline(started + budget));
+            }
+            None => {}
         }
         Box::pin(async move {
             let permit = if exempt {
@@ -252,13 +273,9 @@ where
                 }
             };
             let call = async {
-                match deadline {
-                    // A deadline already spent on arrival still reaches the
-                    // call's metrics, which answer it without doing any work.
-                    Some(deadline) => {
-                        let budget = deadline.saturating_sub(deadline_margin(deadline));
-                        tokio::time::timeout(budget, inner.call(request)).await.ok()
-                    }
+                match budget {
+                    Some(Duration::ZERO) => None,
+                    Some(budget) => tokio::time::timeout(budget, inner.call(request)).await.ok(),
                     None => Some(inner.call(request).await),
                 }
             };
@@ -354,7 +371,10 @@ impl Drop for InFlight {
         if self.finished {
             return;
         }
-        let code = if self.deadline.is_some_and(|d| Instant::now() >= d) {
+        let code = if std::thread::panicking() {
+            // No layer catches a panic: hyper resets the stream.
+            Code::Internal
+        } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
             Code::DeadlineExceeded
         } else if *self.grace_over.borrow() {
             Code::Unavailable
@@ -404,8 +424,8 @@ where
         };
         Box::pin(async move {
             if in_flight.deadline.is_some_and(|d| Instant::now() >= d) {
-                // Spent before the call began (a tiny grpc-timeout, or a
-                // wait for the body): no work for an answer nobody awaits.
+                // Spent on the way here (reading a JSON body, say): no
+                // work for an answer nobody awaits.
                 in_flight.finish(Code::DeadlineExceeded);
                 return Ok(tonic::Status::deadline_exceeded("deadline exceeded").into_http());
             }

@@ -176,6 +176,9 @@ async fn a_batch_of_replays_too_large_to_echo_is_refused_before_commit() {
             Code::ResourceExhausted,
             "{backend:?}: {status:?}"
         );
+        use tonic_types::StatusExt;
+        let reason = status.get_details_error_info().map(|i| i.reason);
+        assert_eq!(reason.as_deref(), Some("REPLY_TOO_LARGE"));
         assert_eq!(
             stored_for(&app, "007").await,
             30,

@@ -848,40 +848,47 @@ async fn a_call_whose_deadline_is_spent_on_arrival_does_no_work_and_is_counted()
         return;
     };
     use prost::Message;
-    let message = create("2026-11-27", "Late", 1.0).encode_to_vec();
-    let mut frame = vec![0u8];
-    frame.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
-    frame.extend_from_slice(&message);
-    let response = app
-        .h2()
-        .post(app.url("/timesheets.v1.TimesheetService/CreateTimesheet"))
-        .bearer_auth(app.token("alice@exampleco.com", EMPLOYEE))
-        .header(header::CONTENT_TYPE, "application/grpc")
-        .header("te", "trailers")
-        .header("grpc-timeout", "1n")
-        .body(frame)
-        .send()
-        .await
-        .expect("send");
-    assert_eq!(
-        response
+    let grpc_frame = |message: Vec<u8>| {
+        let mut frame = vec![0u8];
+        frame.extend_from_slice(&u32::try_from(message.len()).expect("small").to_be_bytes());
+        frame.extend_from_slice(&message);
+        frame
+    };
+    let spent = |path: &str, body: Vec<u8>| {
+        app.h2()
+            .post(app.url(path))
+            // Not a token: were the call checked at all, it would be 16.
+            .bearer_auth("not-a-token")
+            .header(header::CONTENT_TYPE, "application/grpc")
+            .header("te", "trailers")
+            .header("grpc-timeout", "1n")
+            .body(grpc_frame(body))
+            .send()
+    };
+    let create = spent(
+        "/timesheets.v1.TimesheetService/CreateTimesheet",
+        create("2026-11-27", "Late", 1.0).encode_to_vec(),
+    );
+    // Outside the service too: a health check is not answered SERVING.
+    let health = spent(
+        "/grpc.health.v1.Health/Check",
+        HealthCheckRequest::default().encode_to_vec(),
+    );
+    for (what, response) in [("create", create.await), ("health", health.await)] {
+        let response = response.expect("send");
+        let status = response
             .headers()
             .get("grpc-status")
-            .and_then(|v| v.to_str().ok()),
-        Some("4"),
-        "{:?}",
-        response.headers()
-    );
+            .and_then(|v| v.to_str().ok());
+        assert_eq!(status, Some("4"), "{what}: {:?}", response.headers());
+    }
     assert_eq!(
         calls_counted(&app, "CreateTimesheet", "grpc", "DEADLINE_EXCEEDED").await,
         1
     );
-    let listed = app
-        .employee("alice@exampleco.com")
-        .list_timesheets(ListTimesheetsRequest::default())
-        .await
-        .expect("list")
-        .into_inner();
-    assert!(listed.timesheets.is_empty(), "{:?}", listed.timesheets);
+    assert_eq!(
+        calls_counted(&app, "CreateTimesheet", "grpc", "UNAUTHENTICATED").await,
+        0
+    );
     app.shutdown().await;
 }
