@@ -453,6 +453,11 @@ export const TimesheetService: GenService<{
    * item fails the whole call with INVALID_ARGUMENT naming its index, and
    * nothing is stored.
    *
+   * At most 10,000 items. The reply echoes every stored timesheet, so a batch
+   * whose reply would exceed the server's message limit (1 MiB by default:
+   * about 9,000 timesheets of 115 bytes) fails with RESOURCE_EXHAUSTED, with
+   * ErrorInfo reason REPLY_TOO_LARGE, and nothing is stored; split it.
+   *
    * The items are the same messages UploadTimesheet takes, so an importer can
    * switch between the two without reshaping its data.
    * buf:lint:ignore RPC_REQUEST_STANDARD_NAME
