@@ -15,7 +15,10 @@
 #                                            load-generator threads, unreported warm-up seconds
 #   STREAMS=1                                h2load concurrent streams per connection
 #   ROWS="1000 100000 1000000"               table sizes of the growth table ("" skips it)
-#   SCALE_DURATION=$DURATION SCALE_CONNS=$CONNS
+#   SCALE_ROUNDS=3 SCALE_DURATION=5 SCALE_CONNS=$CONNS
+#                                            the growth table: one server per size, all up at
+#                                            once, measured in SCALE_ROUNDS alternating rounds
+#                                            of SCALE_DURATION seconds per size and call
 #   OWN_ROWS=100                             rows of the measured user (a full page of 50 at every size)
 #   READ_ROWS=1000                           table size behind the read rows of the main table
 #   PG_ADMIN_URL=postgres://postgres@127.0.0.1:5432/test
@@ -56,7 +59,8 @@ THREADS=${THREADS:-2}
 WARMUP=${WARMUP:-2}
 STREAMS=${STREAMS:-1}
 ROWS=${ROWS-1000 100000 1000000}
-SCALE_DURATION=${SCALE_DURATION:-$DURATION}
+SCALE_ROUNDS=${SCALE_ROUNDS:-3}
+SCALE_DURATION=${SCALE_DURATION:-5}
 SCALE_CONNS=${SCALE_CONNS:-$CONNS}
 OWN_ROWS=${OWN_ROWS:-100}
 READ_ROWS=${READ_ROWS:-1000}
@@ -459,27 +463,50 @@ if (( PAIRS > 0 )) && [[ -n ${RPS[1]:-} && -n ${RPS[2]:-} ]]; then
 fi
 
 # ---------- the growth table ----------
-declare -A SCALE
+# Every size gets its own seeded database and server, all running at once,
+# and the sizes are measured in alternating rounds (ascending, then
+# descending): this machine's speed drifts from one minute to the next, so
+# sizes measured in different minutes compare the minutes, not the sizes.
+# Each growth ratio is taken within a round, and the table reports medians.
+declare -A SCALE SCALE_ADDR SCALE_PID SCALE_TOKEN
 SIZES=()
+median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 if [[ -n ${ROWS// /} ]]; then
   saved_conns=$CONNS
   CONNS=$SCALE_CONNS
   for size in $ROWS; do
     log "growth: seeding $size rows"
-    seed_db "$WORK/scale.db" "$size"
-    start_server "scale-$size" "sqlite://$WORK/scale.db"
-    for what in get list; do
-      url="http://$ADDR/$SERVICE/GetTimesheet"
-      [[ $what == list ]] && url="http://$ADDR/$SERVICE/ListTimesheets"
-      check_call h2load "$url" "$WORK/$what.bin" $G yes 0
-      (( WARMUP > 0 )) && run_h2load "$WARMUP" "$LOGS/scale-$size-$what-warmup.txt" "$url" "$WORK/$what.bin" yes
-      run_h2load "$SCALE_DURATION" "$LOGS/scale-$size-$what.txt" "$url" "$WORK/$what.bin" yes "$WORK/scale.h2log"
-      rm -f "$WORK/scale.h2log"
-      SCALE[$size,$what]="$L_RPS $L_P50 $L_P99 $L_TERR"
-    done
-    stop_server
-    rm -f "$WORK/scale.db" "$WORK/scale.db-wal" "$WORK/scale.db-shm"
+    seed_db "$WORK/scale-$size.db" "$size"
+    start_server "scale-$size" "sqlite://$WORK/scale-$size.db"
+    SCALE_ADDR[$size]=$ADDR SCALE_PID[$size]=$SPID SCALE_TOKEN[$size]=$TOKEN
     SIZES+=("$size")
+  done
+  for round in $(seq "$SCALE_ROUNDS"); do
+    order=("${SIZES[@]}")
+    if (( round % 2 == 0 )); then
+      order=(); for (( i = ${#SIZES[@]} - 1; i >= 0; i-- )); do order+=("${SIZES[$i]}"); done
+    fi
+    log "growth: round $round of $SCALE_ROUNDS (${order[*]})"
+    for size in "${order[@]}"; do
+      ADDR=${SCALE_ADDR[$size]} SPID=${SCALE_PID[$size]} TOKEN=${SCALE_TOKEN[$size]}
+      for what in get list; do
+        url="http://$ADDR/$SERVICE/GetTimesheet"
+        [[ $what == list ]] && url="http://$ADDR/$SERVICE/ListTimesheets"
+        if (( round == 1 )); then
+          check_call h2load "$url" "$WORK/$what.bin" $G yes 0
+          (( WARMUP > 0 )) && run_h2load "$WARMUP" "$LOGS/scale-$size-$what-warmup.txt" "$url" "$WORK/$what.bin" yes
+        fi
+        run_h2load "$SCALE_DURATION" "$LOGS/scale-$size-$what-r$round.txt" "$url" "$WORK/$what.bin" yes "$WORK/scale.h2log"
+        rm -f "$WORK/scale.h2log"
+        (( L_TERR == 0 )) || log "growth: $L_TERR transport errors at $size rows ($what, round $round)"
+        SCALE[$size,$what,rps]+=" $L_RPS" SCALE[$size,$what,p50]+=" $L_P50" SCALE[$size,$what,p99]+=" $L_P99"
+      done
+    done
+  done
+  for size in "${SIZES[@]}"; do
+    SPID=${SCALE_PID[$size]}
+    stop_server
+    rm -f "$WORK/scale-$size.db" "$WORK/scale-$size.db-wal" "$WORK/scale-$size.db-shm"
   done
   CONNS=$saved_conns
 fi
@@ -512,22 +539,28 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
   if (( ${#SIZES[@]} > 0 )); then
     first=${SIZES[0]} last=${SIZES[-1]}
     echo
-    echo "### Cost must not grow with data (SQLite; $OWN_ROWS rows belong to the caller, the rest spread over 999 other users; $SCALE_CONNS connections, ${SCALE_DURATION}s each)"
+    echo "### Cost must not grow with data (SQLite; $OWN_ROWS rows belong to the caller, the rest spread over 999 other users; $SCALE_CONNS connections; one server per size, all running, measured in $SCALE_ROUNDS alternating rounds of ${SCALE_DURATION}s; medians over the rounds)"
     echo
     echo "| rows in table | GetTimesheet req/s | p50 ms | p99 ms | ListTimesheets (50) req/s | p50 ms | p99 ms |"
     echo "|---:|---:|---:|---:|---:|---:|---:|"
     for size in "${SIZES[@]}"; do
-      read -r gr g50 g99 _ <<<"${SCALE[$size,get]}"
-      read -r lr l50 l99 _ <<<"${SCALE[$size,list]}"
-      printf '| %s | %.0f | %.2f | %.2f | %.0f | %.2f | %.2f |\n' "$size" "$gr" "$g50" "$g99" "$lr" "$l50" "$l99"
+      printf '| %s | %.0f | %.2f | %.2f | %.0f | %.2f | %.2f |\n' "$size" \
+        "$(median <<<"${SCALE[$size,get,rps]}")" "$(median <<<"${SCALE[$size,get,p50]}")" "$(median <<<"${SCALE[$size,get,p99]}")" \
+        "$(median <<<"${SCALE[$size,list,rps]}")" "$(median <<<"${SCALE[$size,list,p50]}")" "$(median <<<"${SCALE[$size,list,p99]}")"
     done
-    read -r gr0 g500 g990 _ <<<"${SCALE[$first,get]}"
-    read -r lr0 l500 l990 _ <<<"${SCALE[$first,list]}"
-    read -r gr1 g501 g991 _ <<<"${SCALE[$last,get]}"
-    read -r lr1 l501 l991 _ <<<"${SCALE[$last,list]}"
+    # Growth within each round (the last size against the first, minutes
+    # apart at most), then the median over the rounds.
+    growth() { # what stat -> "median (each round's)"
+      local a b each=() r
+      read -ra a <<<"${SCALE[$first,$1,$2]}"
+      read -ra b <<<"${SCALE[$last,$1,$2]}"
+      for r in "${!a[@]}"; do each+=("$(ratio "${b[$r]}" "${a[$r]}")"); done
+      printf '%.2fx (rounds: %s)' "$(median <<<"${each[*]}")" "${each[*]}"
+    }
     echo
-    echo "Growth $first -> $last rows (target < 1.5x): GetTimesheet p50 $(ratio "$g501" "$g500")x, p99 $(ratio "$g991" "$g990")x, throughput $(ratio "$gr1" "$gr0")x;" \
-      "ListTimesheets p50 $(ratio "$l501" "$l500")x, p99 $(ratio "$l991" "$l990")x, throughput $(ratio "$lr1" "$lr0")x"
+    echo "Growth $first -> $last rows (target < 1.5x), median of the rounds' own ratios:" \
+      "GetTimesheet p50 $(growth get p50), p99 $(growth get p99), throughput $(growth get rps);" \
+      "ListTimesheets p50 $(growth list p50), p99 $(growth list p99), throughput $(growth list rps)"
   fi
 } >"$WORK/tables.md"
 cat "$WORK/tables.md"
