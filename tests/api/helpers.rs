@@ -232,6 +232,18 @@ impl TestApp {
             .expect("http client")
     }
 
+    /// The Prometheus text of `GET /metrics`.
+    pub async fn metrics(&self) -> String {
+        self.http()
+            .get(self.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text")
+    }
+
     /// An HTTP/2 (h2c, prior knowledge) client.
     pub fn h2(&self) -> reqwest::Client {
         reqwest::Client::builder()

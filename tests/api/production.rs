@@ -334,15 +334,7 @@ async fn concurrent_creates_on_sqlite_share_group_commits_and_all_are_stored() {
         .expect("list")
         .into_inner();
     assert_eq!(listed.timesheets.len(), 64);
-    let metrics = app
-        .http()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = app.metrics().await;
     let sample = |series: &str| -> f64 {
         metrics
             .lines()
@@ -686,13 +678,7 @@ async fn a_call_whose_deadline_expires_while_waiting_for_the_database_stores_not
     let ids: Vec<_> = listed.timesheets.iter().map(|t| t.id.as_str()).collect();
     assert_eq!(ids, [sentinel.id.as_str()], "{:?}", listed.timesheets);
     // Both late calls were ended outside the service, and still counted.
-    let metrics = app
-        .http()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics");
-    let text = metrics.text().await.expect("text");
+    let text = app.metrics().await;
     for protocol in ["json", "grpc"] {
         let series = format!(
             "timesheets_requests_total{{method=\"CreateTimesheet\",protocol=\"{protocol}\",code=\"DEADLINE_EXCEEDED\"}} 1"
@@ -802,15 +788,7 @@ async fn database_errors_are_retryable_only_when_a_retry_could_succeed() {
 
 /// The value of one `timesheets_requests_total` series, 0 when absent.
 async fn calls_counted(app: &TestApp, method: &str, protocol: &str, code: &str) -> u64 {
-    let text = app
-        .http()
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let text = app.metrics().await;
     let series = format!(
         "timesheets_requests_total{{method=\"{method}\",protocol=\"{protocol}\",code=\"{code}\"}} "
     );
