@@ -225,16 +225,13 @@ where
         let exempt = exempt(request.uri().path());
         let started = Instant::now();
         let budget = deadline.map(|d| d.saturating_sub(deadline_margin(d)));
+        // Spent on arrival: answered below without doing any work, and so
+        // counted there, since the call never reaches its own metrics.
+        let mut spent = None;
         match budget {
-            // Spent on arrival: answered below without doing any work, and
-            // counted here, since the call never reaches its own metrics.
             Some(Duration::ZERO) => {
-                if let Some(rpc) = service_method(request.uri().path()) {
-                    let call = admission.metrics.call_key(rpc, protocol);
-                    admission
-                        .metrics
-                        .record_call(call, Code::DeadlineExceeded, Duration::ZERO);
-                }
+                spent = service_method(request.uri().path())
+                    .map(|rpc| admission.metrics.call_key(rpc, protocol));
             }
             Some(budget) => {
                 request.extensions_mut().insert(Deadline(started + budget));
@@ -274,7 +271,13 @@ where
             };
             let call = async {
                 match budget {
-                    Some(Duration::ZERO) => None,
+                    Some(Duration::ZERO) => {
+                        if let Some(call) = spent {
+                            let code = Code::DeadlineExceeded;
+                            admission.metrics.record_call(call, code, Duration::ZERO);
+                        }
+                        None
+                    }
                     Some(budget) => tokio::time::timeout(budget, inner.call(request)).await.ok(),
                     None => Some(inner.call(request).await),
                 }
