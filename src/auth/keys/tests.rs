@@ -581,3 +581,49 @@ fn a_redirect_is_followed_only_to_the_same_host_and_never_down_to_plain_http() {
         "loopback development"
     );
 }
+
+#[tokio::test]
+async fn discovery_is_given_up_only_when_the_document_is_missing() {
+    use axum::{Router, http::StatusCode, routing::get};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let asked = Arc::new(AtomicUsize::new(0));
+    let jwks = serde_json::json!({ "keys": [key().jwk()] }).to_string();
+    let app = Router::new()
+        .route(
+            "/.well-known/openid-configuration",
+            get({
+                let asked = Arc::clone(&asked);
+                // Rate-limited first (it may pass), then missing (it will not).
+                move || async move {
+                    match asked.fetch_add(1, Ordering::SeqCst) {
+                        0 => StatusCode::TOO_MANY_REQUESTS,
+                        _ => StatusCode::NOT_FOUND,
+                    }
+                }
+            }),
+        )
+        .route("/.well-known/jwks.json", get(move || async move { jwks }));
+    let server = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    let source = HttpJwks::new(
+        format!("http://{addr}/"),
+        None,
+        http_client().expect("client"),
+        Duration::from_secs(5),
+        64 * 1024,
+    );
+    for _ in 0..3 {
+        let fetched = source.fetch().await.expect("keys from the well-known path");
+        assert_eq!(fetched.keys.len(), 1);
+    }
+    assert_eq!(
+        asked.load(Ordering::SeqCst),
+        2,
+        "asked again after the 429, not after the 404"
+    );
+    server.abort();
+}
