@@ -472,6 +472,8 @@ declare -A SCALE SCALE_ADDR SCALE_PID SCALE_TOKEN
 SIZES=()
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 if [[ -n ${ROWS// /} ]]; then
+  (( SCALE_ROUNDS >= 1 )) || die "SCALE_ROUNDS must be at least 1"
+  [[ $(tr ' ' '\n' <<<"$ROWS" | grep . | sort | uniq -d) == "" ]] || die "ROWS lists a size twice: $ROWS"
   saved_conns=$CONNS
   CONNS=$SCALE_CONNS
   for size in $ROWS; do
@@ -496,8 +498,16 @@ if [[ -n ${ROWS// /} ]]; then
           check_call h2load "$url" "$WORK/$what.bin" $G yes 0
           (( WARMUP > 0 )) && run_h2load "$WARMUP" "$LOGS/scale-$size-$what-warmup.txt" "$url" "$WORK/$what.bin" yes
         fi
+        method=GetTimesheet
+        [[ $what == list ]] && method=ListTimesheets
+        read -r ok0 bad0 _ < <(call_counts "$method" OK)
         run_h2load "$SCALE_DURATION" "$LOGS/scale-$size-$what-r$round.txt" "$url" "$WORK/$what.bin" yes "$WORK/scale.h2log"
         rm -f "$WORK/scale.h2log"
+        # h2load counts a gRPC error as a success: a size whose calls failed
+        # fast would look fast.
+        read -r ok1 bad1 _ < <(call_counts "$method" OK)
+        (( bad1 == bad0 )) || die "growth: $((bad1 - bad0)) $method calls failed at $size rows (round $round): $(curl -s "http://$ADDR/metrics" \
+          | awk -v m="method=\"$method\"" '/^timesheets_requests_total\{/ && index($0, m) && !index($0, "code=\"OK\"") { printf "%s ", $0 }')"
         (( L_TERR == 0 )) || log "growth: $L_TERR transport errors at $size rows ($what, round $round)"
         SCALE[$size,$what,rps]+=" $L_RPS" SCALE[$size,$what,p50]+=" $L_P50" SCALE[$size,$what,p99]+=" $L_P99"
       done

@@ -283,12 +283,16 @@ where
                 }
             };
             let mut response = tokio::select! {
+                // The grace period first: when it ends as a deadline does,
+                // the client is told UNAVAILABLE, and the call's metrics,
+                // which look at the grace period first, say the same.
+                biased;
+                () = grace => reject(protocol, Code::Unavailable, "server is shutting down; retry", http::StatusCode::SERVICE_UNAVAILABLE),
                 response = call.instrument(span.clone()) => match response {
                     Some(Ok(response)) => response,
                     Some(Err(never)) => match never {},
                     None => reject(protocol, Code::DeadlineExceeded, "deadline exceeded", http::StatusCode::GATEWAY_TIMEOUT),
                 },
-                () = grace => reject(protocol, Code::Unavailable, "server is shutting down; retry", http::StatusCode::SERVICE_UNAVAILABLE),
             };
             drop(permit);
             response.headers_mut().insert(X_REQUEST_ID, id);
@@ -374,13 +378,15 @@ impl Drop for InFlight {
         if self.finished {
             return;
         }
+        // In the outer layer's order: the grace period wins a tie.
         let code = if std::thread::panicking() {
-            // No layer catches a panic: hyper resets the stream.
+            // The server's fault, whatever the client makes of the reset
+            // stream that follows.
             Code::Internal
-        } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
-            Code::DeadlineExceeded
         } else if *self.grace_over.borrow() {
             Code::Unavailable
+        } else if self.deadline.is_some_and(|d| Instant::now() >= d) {
+            Code::DeadlineExceeded
         } else {
             Code::Cancelled
         };
