@@ -118,12 +118,17 @@ fn verifier(keys: &Arc<KeyStore>) -> crate::auth::TokenVerifier {
 }
 
 fn token(signing: &SigningKey) -> String {
+    token_for(signing, "alice@exampleco.com")
+}
+
+/// A token for [`ISSUER`] naming `email` as the caller.
+fn token_for(signing: &SigningKey, email: &str) -> String {
     let claims = crate::dev::DevClaims {
         issuer: ISSUER,
         audience: "https://api.example/",
         subject: "auth0|1",
         identity_claim: "email",
-        email: Some("alice@exampleco.com"),
+        email: Some(email),
         scopes: &["read:timesheets"],
         expires_in: 3 * 3600,
     };
@@ -528,34 +533,21 @@ fn a_key_is_identified_by_its_rfc_7638_thumbprint() {
 
 #[tokio::test(start_paused = true)]
 async fn an_identity_longer_than_a_user_id_may_be_is_refused() {
-    let signing = key();
-    let source = Scripted::new(&[&signing]);
-    let keys = store(&source);
-    keys.refresh().await.expect("initial fetch");
-    let verifier = verifier(&keys);
+    let Remembered {
+        signing, verifier, ..
+    } = remembered(0).await;
     let long = format!(
         "{}@exampleco.com",
         "a".repeat(crate::domain::MAX_USER_ID_CHARS)
     );
-    let claims = crate::dev::DevClaims {
-        issuer: ISSUER,
-        audience: "https://api.example/",
-        subject: "auth0|1",
-        identity_claim: "email",
-        email: Some(&long),
-        scopes: &["read:timesheets"],
-        expires_in: 3600,
-    };
-    let token = signing.sign(&claims.to_json()).expect("sign");
     let err = verifier
-        .verify(&token)
+        .verify(&token_for(&signing, &long))
         .await
         .expect_err("identity too long");
     assert!(matches!(err, AuthError::InvalidToken(_)), "{err:?}");
-    verifier
-        .verify(&self::token(&signing))
-        .await
-        .expect("a usual identity");
+    // A token not seen before, so this is a full check too.
+    let usual = token_for(&signing, "bob@exampleco.com");
+    verifier.verify(&usual).await.expect("a usual identity");
 }
 
 #[test]
