@@ -109,6 +109,12 @@ pub struct ServeConfig {
     #[arg(long, env = "TIMESHEETS_DATABASE_ACQUIRE_TIMEOUT", default_value = "2s", value_parser = positive_duration)]
     pub database_acquire_timeout: Duration,
 
+    /// Bytes of memory for timesheet rows kept for GetTimesheet, SQLite only
+    /// (0 disables); a usual row weighs about 0.3 KB. PostgreSQL has no row
+    /// cache: other replicas change its rows.
+    #[arg(long, env = "TIMESHEETS_ROW_CACHE_BYTES", default_value_t = 4 << 20)]
+    pub row_cache_bytes: usize,
+
     /// Token issuer, exactly as in the `iss` claim (Auth0: `https://<tenant>/`, with the slash).
     #[arg(long = "issuer", env = "TIMESHEETS_ISSUER", value_delimiter = ',')]
     pub issuers: Vec<String>,
@@ -299,6 +305,7 @@ impl fmt::Debug for ServeConfig {
             .field("database_url", &redact_url(&self.database_url))
             .field("database_pool_size", &self.database_pool_size)
             .field("database_acquire_timeout", &self.database_acquire_timeout)
+            .field("row_cache_bytes", &self.row_cache_bytes)
             .field("issuers", &self.issuers)
             .field("audiences", &self.audiences)
             .field("jwks_uri", &self.jwks_uri)

@@ -134,11 +134,12 @@ impl App {
         let scopes = ScopeTable::from_descriptors(descriptor_pool(), &[SERVICE_NAME])?;
         let auth = Authenticator::new(verifier, scopes);
 
-        let pool = storage::PoolOptions {
+        let options = storage::StoreOptions {
             max_connections: config.database_pool_size,
             acquire_timeout: config.database_acquire_timeout,
+            row_cache_bytes: config.row_cache_bytes,
         };
-        let store = storage::connect(&config.database_url, pool).await?;
+        let store = storage::connect(&config.database_url, options).await?;
         let mut fresh = [0u8; 32];
         SystemRandom::new()
             .fill(&mut fresh)

@@ -8,6 +8,7 @@
 //! `sqlite_commit.rs`.
 
 mod postgres;
+mod row_cache;
 mod sql;
 mod sqlite;
 mod sqlite_commit;
@@ -307,23 +308,26 @@ pub trait Store: Send + Sync + 'static {
     fn write_stats(&self) -> Option<WriteStats>;
 }
 
-/// Opens the database named by `url` and applies its migrations.
-/// What an operator tunes about the connection pools, per replica.
+/// What an operator tunes about storage, per replica.
 #[derive(Debug, Clone, Copy)]
-pub struct PoolOptions {
+pub struct StoreOptions {
     /// PostgreSQL connections. (SQLite's pools have fixed sizes: one
     /// writer, and readers a file serves well.)
     pub max_connections: u32,
     /// How long a call waits for a connection before UNAVAILABLE, so a
     /// database outage fails calls fast instead of hanging them.
     pub acquire_timeout: std::time::Duration,
+    /// Memory for rows SQLite keeps for single-row reads (0: none); see
+    /// `row_cache`. PostgreSQL has no such cache.
+    pub row_cache_bytes: usize,
 }
 
-pub async fn connect(url: &str, pool: PoolOptions) -> anyhow::Result<Arc<dyn Store>> {
+/// Opens the database named by `url` and applies its migrations.
+pub async fn connect(url: &str, options: StoreOptions) -> anyhow::Result<Arc<dyn Store>> {
     if url.starts_with("postgres://") || url.starts_with("postgresql://") {
-        Ok(Arc::new(postgres::PgStore::connect(url, pool).await?))
+        Ok(Arc::new(postgres::PgStore::connect(url, options).await?))
     } else if url.starts_with("sqlite:") {
-        Ok(Arc::new(sqlite::SqliteStore::connect(url, pool).await?))
+        Ok(Arc::new(sqlite::SqliteStore::connect(url, options).await?))
     } else {
         anyhow::bail!(
             "unsupported --database-url {:?}: use sqlite://<path> or postgres://user@host/db",

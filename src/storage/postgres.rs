@@ -21,7 +21,7 @@ impl PgStore {
     /// `reader` and `writer` are the same pool.
     const SHARED_POOL: bool = true;
 
-    pub(super) async fn connect(url: &str, pool: super::PoolOptions) -> anyhow::Result<Self> {
+    pub(super) async fn connect(url: &str, pool: super::StoreOptions) -> anyhow::Result<Self> {
         let redacted = crate::config::redact_url(url);
         let options = PgConnectOptions::from_str(url)
             .with_context(|| format!("parsing PostgreSQL URL {redacted:?}"))?;
@@ -60,6 +60,15 @@ impl PgStore {
 
     async fn list_rows(&self, q: &super::ListQuery) -> super::Result<Vec<super::TimesheetRecord>> {
         self.sqlx_list(q).await
+    }
+
+    /// Nothing is cached, so a change needs no care beyond its statement.
+    async fn change_row<T>(
+        &self,
+        _id: &str,
+        change: impl std::future::Future<Output = super::Result<T>>,
+    ) -> super::Result<T> {
+        change.await
     }
 
     /// Nothing is queued outside the pool.

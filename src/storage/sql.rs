@@ -210,7 +210,8 @@ pub(super) struct ReplayRow {
 /// Implements [`super::Store`] for a backend struct with `reader` and
 /// `writer` pools of database type `$db`. The backend supplies the hot
 /// reads (`get_row`, `list_rows`, which may use the generated `sqlx_get`
-/// and `sqlx_list`) and inserts (`insert_durably`) itself.
+/// and `sqlx_list`) and inserts (`insert_durably`) itself, and runs each
+/// statement that changes an existing row through `change_row`.
 macro_rules! impl_store {
     ($store:ty, $db:ty) => {
         impl $store {
@@ -365,24 +366,29 @@ macro_rules! impl_store {
                 id: &str,
             ) -> $crate::storage::Result<$crate::storage::Deleted> {
                 use $crate::storage::{Deleted, sql};
-                let done = sqlx::query(sql::DELETE_UNAPPROVED)
-                    .bind(id)
-                    .bind(owner)
-                    .execute(&self.writer)
-                    .await?;
-                if done.rows_affected() > 0 {
-                    return Ok(Deleted::Deleted);
-                }
-                let approved: Option<bool> = sqlx::query_scalar(sql::APPROVED_FLAG)
-                    .bind(id)
-                    .bind(owner)
-                    .fetch_optional(&self.writer)
-                    .await?;
-                Ok(match approved {
-                    Some(true) => Deleted::Approved,
-                    // Some(false) means it was deleted concurrently: gone either way.
-                    _ => Deleted::NotFound,
+                let writer = self.writer.clone();
+                let (owner, id_owned) = (owner.to_owned(), id.to_owned());
+                self.change_row(id, async move {
+                    let done = sqlx::query(sql::DELETE_UNAPPROVED)
+                        .bind(&id_owned)
+                        .bind(&owner)
+                        .execute(&writer)
+                        .await?;
+                    if done.rows_affected() > 0 {
+                        return Ok(Deleted::Deleted);
+                    }
+                    let approved: Option<bool> = sqlx::query_scalar(sql::APPROVED_FLAG)
+                        .bind(&id_owned)
+                        .bind(&owner)
+                        .fetch_optional(&writer)
+                        .await?;
+                    Ok(match approved {
+                        Some(true) => Deleted::Approved,
+                        // Some(false) means it was deleted concurrently: gone either way.
+                        _ => Deleted::NotFound,
+                    })
                 })
+                .await
             }
 
             async fn list_pending(
@@ -417,19 +423,24 @@ macro_rules! impl_store {
                 now_us: i64,
             ) -> $crate::storage::Result<Option<$crate::storage::TimesheetRecord>> {
                 use $crate::storage::{TimesheetRecord, sql};
-                let updated = sqlx::query_as::<_, TimesheetRecord>(sql::APPROVE)
-                    .bind(id)
-                    .bind(approver)
-                    .bind(now_us)
-                    .fetch_optional(&self.writer)
-                    .await?;
-                if updated.is_some() {
-                    return Ok(updated);
-                }
-                Ok(sqlx::query_as::<_, TimesheetRecord>(sql::GET_ANY_OWNER)
-                    .bind(id)
-                    .fetch_optional(&self.writer)
-                    .await?)
+                let writer = self.writer.clone();
+                let (id_owned, approver) = (id.to_owned(), approver.to_owned());
+                self.change_row(id, async move {
+                    let updated = sqlx::query_as::<_, TimesheetRecord>(sql::APPROVE)
+                        .bind(&id_owned)
+                        .bind(&approver)
+                        .bind(now_us)
+                        .fetch_optional(&writer)
+                        .await?;
+                    if updated.is_some() {
+                        return Ok(updated);
+                    }
+                    Ok(sqlx::query_as::<_, TimesheetRecord>(sql::GET_ANY_OWNER)
+                        .bind(&id_owned)
+                        .fetch_optional(&writer)
+                        .await?)
+                })
+                .await
             }
 
             async fn shared_secret(

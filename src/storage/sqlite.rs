@@ -5,13 +5,16 @@
 //! group committer's own connection (`sqlite_commit.rs`); the rest through
 //! sqlx's single writer, and SQLite's busy timeout settles the rare moment
 //! both want the write lock. The two hot reads (one timesheet, one page)
-//! skip sqlx's worker threads: see `sqlite_reads.rs`.
+//! skip sqlx's worker threads: see `sqlite_reads.rs`; single rows are also
+//! cached, see `row_cache.rs`.
 
-use std::{str::FromStr, time::Duration};
+use std::{future::Future, str::FromStr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 
 use super::{
+    Error,
+    row_cache::{Lookup, RowCache},
     sqlite_commit::Committer,
     sqlite_reads::{Inline, Reads},
 };
@@ -58,13 +61,17 @@ pub(super) struct SqliteStore {
     committer: Committer,
     /// The hot reads, without sqlx's thread hand-offs.
     reads: Reads,
+    /// Single rows for `get`; `None` when the operator turned it off.
+    rows: Option<Arc<RowCache>>,
+    /// Row changes still running, whether or not their callers still wait.
+    changes: tokio_util::task::TaskTracker,
 }
 
 impl SqliteStore {
     /// Readers and the writer are separate pools.
     const SHARED_POOL: bool = false;
 
-    pub(super) async fn connect(url: &str, pool: super::PoolOptions) -> anyhow::Result<Self> {
+    pub(super) async fn connect(url: &str, pool: super::StoreOptions) -> anyhow::Result<Self> {
         // Read from the URL as given: sqlx keeps the flag private.
         let in_memory = url.contains(":memory:")
             || url
@@ -130,6 +137,8 @@ impl SqliteStore {
             writer,
             committer: Committer::start(path)?,
             reads: Reads::new(path),
+            rows: RowCache::new(pool.row_cache_bytes),
+            changes: tokio_util::task::TaskTracker::new(),
         })
     }
 
@@ -146,11 +155,46 @@ impl SqliteStore {
 
     /// Read on this thread when that needs no wait; a read that would wait
     /// for a lock goes through the sqlx pool, which waits off the runtime.
+    /// From the row cache when it has the row; ids are unique, so a cached
+    /// row of another owner means none of this one's.
     async fn get_row(&self, owner: &str, id: &str) -> Result<Option<super::TimesheetRecord>> {
-        match self.reads.get(owner, id) {
+        let ticket = match self.rows.as_deref().map(|rows| rows.get(id)) {
+            Some(Lookup::Hit(row)) => return Ok((row.user_id == owner).then_some(row)),
+            Some(Lookup::Miss(ticket)) => Some(ticket),
+            None => None,
+        };
+        let found = match self.reads.get(owner, id) {
             Inline::Done(result) => result,
             Inline::WouldWait => self.sqlx_get(owner, id).await,
+        }?;
+        if let (Some(rows), Some(ticket), Some(row)) = (&self.rows, ticket, &found) {
+            rows.fill(ticket, row);
         }
+        Ok(found)
+    }
+
+    /// Runs `change`, a statement that changes or deletes the existing row
+    /// `id`, with the row cache closed to that row until it has committed
+    /// or failed. It runs as its own task: a caller that goes away drops
+    /// only its wait, while the statement, which sqlx's worker thread runs
+    /// to the end regardless, still holds the cache closed until it is done.
+    async fn change_row<T: Send + 'static>(
+        &self,
+        id: &str,
+        change: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let Some(rows) = &self.rows else {
+            return change.await;
+        };
+        let changing = rows.changing(id);
+        self.changes
+            .spawn(async move {
+                let done = change.await;
+                drop(changing);
+                done
+            })
+            .await
+            .map_err(|err| Error::Internal(Arc::new(err)))?
     }
 
     async fn list_rows(&self, q: &super::ListQuery) -> Result<Vec<super::TimesheetRecord>> {
@@ -160,8 +204,11 @@ impl SqliteStore {
         }
     }
 
-    /// Stops taking inserts and waits until the queued ones are committed.
+    /// Stops taking inserts and waits until the queued ones, and the row
+    /// changes under way, are committed.
     async fn stop_writes(&self) {
+        self.changes.close();
+        self.changes.wait().await;
         self.committer.stop().await;
     }
 
@@ -178,14 +225,123 @@ super::sql::impl_store!(SqliteStore, sqlx::Sqlite);
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
+    use futures::FutureExt;
+
+    use super::SqliteStore;
+    use crate::{
+        domain::{RawTimesheet, TimesheetInput},
+        storage::{NewTimesheet, Store, StoreOptions},
+    };
+
+    /// A store on a new file, migrated by `connect` as in production.
+    async fn store() -> SqliteStore {
+        let dir = std::env::temp_dir().join(format!("timesheets-store-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        let url = format!("sqlite://{}", dir.join("db.sqlite").display());
+        let options = StoreOptions {
+            max_connections: 4,
+            acquire_timeout: Duration::from_secs(2),
+            row_cache_bytes: 64 * 1024,
+        };
+        SqliteStore::connect(&url, options).await.expect("open")
+    }
+
+    async fn insert(store: &SqliteStore, id: &str) {
+        let raw = RawTimesheet {
+            date: "2026-11-27",
+            project: "Website",
+            hours: 7.5,
+            notes: "",
+        };
+        let new = NewTimesheet {
+            id: id.into(),
+            user_id: "alice".into(),
+            input: TimesheetInput::parse(raw, "").expect("valid"),
+            create_time_us: 1,
+            created_by: "alice".into(),
+            request_id: None,
+            fingerprint: None,
+        };
+        store.insert(new).await.expect("insert");
+    }
+
+    #[tokio::test]
+    async fn a_cached_row_is_answered_for_its_owner_only() {
+        let store = store().await;
+        insert(&store, "a").await;
+        for _ in 0..2 {
+            // The first read fills the cache, the second is answered from it.
+            assert!(store.get("alice", "a").await.expect("get").is_some());
+            assert!(store.get("bob", "a").await.expect("get").is_none());
+        }
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn an_approval_whose_caller_went_away_still_reaches_the_cached_row() {
+        let store = store().await;
+        insert(&store, "a").await;
+        assert!(
+            !store
+                .get("alice", "a")
+                .await
+                .expect("get")
+                .expect("row")
+                .approved
+        );
+        // Polled once and dropped, as when a client disconnects mid-call:
+        // the statement is already on its way to SQLite's worker thread.
+        assert!(store.approve("a", "manager", 2).now_or_never().is_none());
+        // Reads during the change may see either row but must not keep the
+        // old one: once the approval lands, every read shows it.
+        let landed = tokio::time::timeout(Duration::from_secs(10), async {
+            while !store
+                .get("alice", "a")
+                .await
+                .expect("get")
+                .expect("row")
+                .approved
+            {
+                tokio::task::yield_now().await;
+            }
+        });
+        landed
+            .await
+            .expect("the approval never showed: lost, or a stale row stayed cached");
+        for _ in 0..3 {
+            assert!(
+                store
+                    .get("alice", "a")
+                    .await
+                    .expect("get")
+                    .expect("row")
+                    .approved
+            );
+        }
+        store.close().await;
+    }
+
+    #[tokio::test]
+    async fn a_deleted_row_is_gone_although_it_was_cached() {
+        let store = store().await;
+        insert(&store, "a").await;
+        assert!(store.get("alice", "a").await.expect("get").is_some());
+        store.delete("alice", "a").await.expect("delete");
+        assert!(store.get("alice", "a").await.expect("get").is_none());
+        store.close().await;
+    }
+
     #[tokio::test]
     async fn an_in_memory_database_is_refused_because_it_keeps_nothing() {
         for url in ["sqlite::memory:", "sqlite://timesheets.db?mode=memory"] {
-            let pool = super::super::PoolOptions {
+            let pool = StoreOptions {
                 max_connections: 4,
                 acquire_timeout: std::time::Duration::from_secs(2),
+                row_cache_bytes: 64 * 1024,
             };
-            let refused = super::SqliteStore::connect(url, pool).await.err();
+            let refused = SqliteStore::connect(url, pool).await.err();
             let message = refused.map(|err| format!("{err:#}")).unwrap_or_default();
             assert!(message.contains("keeps nothing"), "{url}: {message:?}");
         }

@@ -14,6 +14,9 @@ on_both_backends! {
 
         let pending = manager.list_pending_approvals(ListPendingApprovalsRequest::default()).await.expect("pending").into_inner();
         assert_eq!(pending.timesheets, [older.clone(), newer.clone()], "oldest first");
+        // Read once before the approval, so a server that caches rows has this one.
+        let before = alice.get_timesheet(GetTimesheetRequest { id: older.id.clone() }).await.expect("get").into_inner();
+        assert_eq!(before, older);
 
         let approved = manager.approve_timesheet(ApproveTimesheetRequest { id: older.id.clone() }).await.expect("approve").into_inner();
         assert!(approved.approved);
@@ -35,9 +38,11 @@ on_both_backends! {
         let mut alice = app.employee("alice@exampleco.com");
         let id = alice.create_timesheet(create("2026-11-02", "Website", 4.0)).await.expect("create").into_inner().id;
         app.manager().approve_timesheet(ApproveTimesheetRequest { id: id.clone() }).await.expect("approve");
+        let cached = alice.get_timesheet(GetTimesheetRequest { id: id.clone() }).await.expect("get").into_inner();
         let status = alice.delete_timesheet(DeleteTimesheetRequest { id: id.clone() }).await.expect_err("approved");
         assert_eq!(status.code(), Code::FailedPrecondition);
-        alice.get_timesheet(GetTimesheetRequest { id }).await.expect("still there");
+        let after = alice.get_timesheet(GetTimesheetRequest { id }).await.expect("still there").into_inner();
+        assert_eq!(after, cached);
     }
 
     async fn approving_an_unknown_id_is_not_found(app: &TestApp) {

@@ -59,6 +59,8 @@ on_both_backends! {
         let mut alice = app.employee("alice@exampleco.com");
         let mut bob = app.employee("bob@exampleco.com");
         let id = alice.create_timesheet(create("2026-11-27", "Website", 7.5)).await.expect("create").into_inner().id;
+        // Alice reads it first, so a server that caches rows has it when Bob asks.
+        alice.get_timesheet(GetTimesheetRequest { id: id.clone() }).await.expect("alice reads it");
 
         let get = bob.get_timesheet(GetTimesheetRequest { id: id.clone() }).await.expect_err("bob cannot read it");
         assert_eq!(get.code(), Code::NotFound);
@@ -73,6 +75,7 @@ on_both_backends! {
     async fn deleting_an_own_unapproved_timesheet_removes_it(app: &TestApp) {
         let mut alice = app.employee("alice@exampleco.com");
         let id = alice.create_timesheet(create("2026-11-27", "Website", 7.5)).await.expect("create").into_inner().id;
+        alice.get_timesheet(GetTimesheetRequest { id: id.clone() }).await.expect("read before the delete");
         alice.delete_timesheet(DeleteTimesheetRequest { id: id.clone() }).await.expect("delete");
         let gone = alice.get_timesheet(GetTimesheetRequest { id: id.clone() }).await.expect_err("deleted");
         assert_eq!(gone.code(), Code::NotFound);
