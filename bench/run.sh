@@ -27,7 +27,8 @@
 #   ONLY="1 2 3"                             run only these rows of the main table ("" = all)
 #   PAIRS=5 PAIR_SECONDS=3                   the Get/health ratio again, as the median of PAIRS
 #                                            back-to-back runs (health, health with the token,
-#                                            Get) on one server
+#                                            Get) on one server, and Get on a second server
+#                                            with the row cache off
 #                                            (0 skips it; needs rows 1 and 2 selected)
 #   OUT=path                                 also write the tables there
 #   KEEP_WORK=1                              keep the work folder (logs, databases) after a success
@@ -150,12 +151,12 @@ printf '%s' "$CREATE_JSON" >"$WORK/create.json"
 # ---------- server ----------
 KEY=$WORK/dev-key.pem
 SPID= ADDR= TOKEN=
-start_server() { # name database-url
+start_server() { # name database-url [more serve flags]
   local i code port
   port=$(free_port)
   ADDR=127.0.0.1:$port
   "$BIN" serve --dev --dev-key-file "$KEY" --listen "$ADDR" --database-url "$2" \
-    --shutdown-grace 2s >"$LOGS/server-$1.log" 2>&1 &
+    --shutdown-grace 2s "${@:3}" >"$LOGS/server-$1.log" 2>&1 &
   SPID=$!
   PIDS+=("$SPID")
   for i in $(seq 300); do
@@ -305,7 +306,8 @@ check_call() { # tool url body-file content-type auth expected(gRPC code number 
 # ---------- the main table ----------
 declare -A RES
 PEAK_KB=0
-# row N label db(empty|seeded|postgres) tool(h2load|wrk|grpcweb) path body content-type auth
+# row N label db(empty|seeded|uncached|postgres) tool(h2load|wrk|grpcweb) path body content-type auth
+#     (uncached: the seeded database, served with the row cache off)
 #     metric-method expected-code(name) expected-check(gRPC number | HTTP status) [http-method]
 row() {
   local n=$1 label=$2 db=$3 tool=$4 path=$5 body=$6 ctype=$7 auth=$8 method=$9 code=${10}
@@ -314,6 +316,9 @@ row() {
   case $db in
     empty) dbpath=$WORK/row$n.db; fresh_db "$dbpath"; start_server "row$n" "sqlite://$dbpath" ;;
     seeded) dbpath=$WORK/row$n.db; cp "$WORK/read.db" "$dbpath"; start_server "row$n" "sqlite://$dbpath" ;;
+    uncached)
+      dbpath=$WORK/row$n.db; cp "$WORK/read.db" "$dbpath"
+      start_server "row$n" "sqlite://$dbpath" --row-cache-bytes 0 ;;
     postgres)
       if ! pg_available; then
         log "row $n skipped: no PostgreSQL at $PG_ADMIN_URL"
@@ -389,7 +394,7 @@ declare -A RPS
 
 echo "run.sh: $(nproc) cores, load avg $(cut -d' ' -f1-3 /proc/loadavg); $(wrk -v 2>&1 | head -1 | cut -d' ' -f1-2); $(h2load --version | head -1)" >&2
 make_template
-if [[ -z $ONLY || " $ONLY " == *" 2 "* || " $ONLY " == *" 5 "* || " $ONLY " == *" 7 "* ]]; then
+if [[ -z $ONLY || " $ONLY " == *" 2 "* || " $ONLY " == *" 5 "* || " $ONLY " == *" 7 "* || " $ONLY " == *" 10 "* ]]; then
   log "seeding $READ_ROWS rows for the read rows"
   seed_db "$WORK/read.db" "$READ_ROWS"
 fi
@@ -412,6 +417,10 @@ row 8 "gRPC-Web CreateTimesheet (HTTP/1.1)" empty grpcweb "/$SERVICE/CreateTimes
   application/grpc-web+proto yes CreateTimesheet OK 0
 row 9 "gRPC CreateTimesheet without a token (rejected)" empty h2load "/$SERVICE/CreateTimesheet" \
   "$WORK/create.bin" $G no CreateTimesheet UNAUTHENTICATED 16
+# Row 2 asks for one row over and over, which after the first call the row
+# cache answers; this row is the same call with every read going to SQLite.
+row 10 "gRPC GetTimesheet, row cache off (every read from SQLite)" uncached h2load "/$SERVICE/GetTimesheet" \
+  "$WORK/get.bin" $G yes GetTimesheet OK 0
 
 # ---------- the Get/health ratio, paired ----------
 # Rows 1 and 2 run a minute apart on separate servers; on a shared machine
@@ -423,9 +432,16 @@ row 9 "gRPC CreateTimesheet without a token (rejected)" empty h2load "/$SERVICE/
 # carrying the token costs: nghttp2 never indexes `authorization`, so h2load
 # Huffman-encodes the whole token on every call and h2 decodes it, on the
 # same cores. GetTimesheet against that call is what auth and storage cost.
+# And each pair runs GetTimesheet on a second server with the row cache off,
+# where every call reads SQLite, against the same health check.
 PAIR_RATIOS=()
 TOKEN_RATIOS=()
+UNCACHED_RATIOS=()
 if (( PAIRS > 0 )) && [[ -n ${RPS[1]:-} && -n ${RPS[2]:-} ]]; then
+  cp "$WORK/read.db" "$WORK/pairs-uncached.db"
+  start_server pairs-uncached "sqlite://$WORK/pairs-uncached.db" --row-cache-bytes 0
+  uncached_url="http://$ADDR/$SERVICE/GetTimesheet" uncached_pid=$SPID uncached_token=$TOKEN
+  check_call h2load "$uncached_url" "$WORK/get.bin" $G yes 0
   cp "$WORK/read.db" "$WORK/pairs.db"
   start_server pairs "sqlite://$WORK/pairs.db"
   health_url="http://$ADDR/grpc.health.v1.Health/Check"
@@ -434,12 +450,14 @@ if (( PAIRS > 0 )) && [[ -n ${RPS[1]:-} && -n ${RPS[2]:-} ]]; then
   if (( WARMUP > 0 )); then
     run_h2load "$WARMUP" "$LOGS/pairs-warmup-health.txt" "$health_url" "$WORK/health.bin" no
     run_h2load "$WARMUP" "$LOGS/pairs-warmup-get.txt" "$get_url" "$WORK/get.bin" yes
+    TOKEN=$uncached_token run_h2load "$WARMUP" "$LOGS/pairs-warmup-uncached.txt" "$uncached_url" "$WORK/get.bin" yes
   fi
   for ((i = 1; i <= PAIRS; i++)); do
-    case $((i % 3)) in
-      1) order=(health token get) ;;
-      2) order=(get health token) ;;
-      *) order=(token get health) ;;
+    case $((i % 4)) in
+      1) order=(health token get uncached) ;;
+      2) order=(get uncached health token) ;;
+      3) order=(token get uncached health) ;;
+      *) order=(uncached health token get) ;;
     esac
     for what in "${order[@]}"; do
       if [[ $what == health ]]; then
@@ -448,6 +466,10 @@ if (( PAIRS > 0 )) && [[ -n ${RPS[1]:-} && -n ${RPS[2]:-} ]]; then
       elif [[ $what == token ]]; then
         run_h2load "$PAIR_SECONDS" "$LOGS/pair$i-health-token.txt" "$health_url" "$WORK/health.bin" yes "$WORK/pair.h2log"
         pair_token=$L_RPS
+      elif [[ $what == uncached ]]; then
+        TOKEN=$uncached_token run_h2load "$PAIR_SECONDS" "$LOGS/pair$i-get-uncached.txt" "$uncached_url" \
+          "$WORK/get.bin" yes "$WORK/pair.h2log"
+        pair_uncached=$L_RPS
       else
         run_h2load "$PAIR_SECONDS" "$LOGS/pair$i-get.txt" "$get_url" "$WORK/get.bin" yes "$WORK/pair.h2log"
         pair_get=$L_RPS
@@ -456,10 +478,13 @@ if (( PAIRS > 0 )) && [[ -n ${RPS[1]:-} && -n ${RPS[2]:-} ]]; then
     done
     PAIR_RATIOS+=("$(awk -v a="$pair_get" -v b="$pair_health" 'BEGIN { printf "%.2f", a / b }')")
     TOKEN_RATIOS+=("$(awk -v a="$pair_get" -v b="$pair_token" 'BEGIN { printf "%.2f", a / b }')")
-    log "pair $i: health $pair_health req/s, health with the token $pair_token req/s, GetTimesheet $pair_get req/s, ratios ${PAIR_RATIOS[-1]} and ${TOKEN_RATIOS[-1]}"
+    UNCACHED_RATIOS+=("$(awk -v a="$pair_uncached" -v b="$pair_health" 'BEGIN { printf "%.2f", a / b }')")
+    log "pair $i: health $pair_health req/s, health with the token $pair_token req/s, GetTimesheet $pair_get req/s," \
+      "with the row cache off $pair_uncached req/s; ratios ${PAIR_RATIOS[-1]}, ${TOKEN_RATIOS[-1]} and ${UNCACHED_RATIOS[-1]}"
   done
   stop_server
-  rm -f "$WORK/pairs.db" "$WORK/pairs.db-wal" "$WORK/pairs.db-shm"
+  stop_pid "$uncached_pid"
+  rm -f "$WORK"/pairs.db* "$WORK"/pairs-uncached.db*
 fi
 
 # ---------- the growth table ----------
@@ -480,7 +505,8 @@ if [[ -n ${ROWS// /} ]]; then
   for size in $ROWS; do
     log "growth: seeding $size rows"
     seed_db "$WORK/scale-$size.db" "$size"
-    start_server "scale-$size" "sqlite://$WORK/scale-$size.db"
+    # The row cache off: the table measures the index, not the cache.
+    start_server "scale-$size" "sqlite://$WORK/scale-$size.db" --row-cache-bytes 0
     SCALE_ADDR[$size]=$ADDR SCALE_PID[$size]=$SPID SCALE_TOKEN[$size]=$TOKEN
     SIZES+=("$size")
   done
@@ -532,11 +558,12 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
   echo
   echo "| # | row | req/s | p50 ms | p99 ms | errors | server CPU s / 10k req | peak RSS MiB |"
   echo "|---|---|---:|---:|---:|---:|---:|---:|"
-  for n in 1 2 3 4 5 6 7 8 9; do [[ -n ${RES[$n]:-} ]] && echo "${RES[$n]}"; done
+  for n in 1 2 3 4 5 6 7 8 9 10; do [[ -n ${RES[$n]:-} ]] && echo "${RES[$n]}"; done
   echo
   echo "Ratios (targets from issue 6):"
   if [[ -n ${RPS[1]:-} && -n ${RPS[2]:-} ]]; then
     echo "- GetTimesheet / health ceiling: $(ratio "${RPS[2]}" "${RPS[1]}") (target >= 0.80)"
+    [[ -n ${RPS[10]:-} ]] && echo "- GetTimesheet with the row cache off / health ceiling: $(ratio "${RPS[10]}" "${RPS[1]}")"
     if (( ${#PAIR_RATIOS[@]} > 0 )); then
       echo "- GetTimesheet / health, median of ${#PAIR_RATIOS[@]} back-to-back pairs of ${PAIR_SECONDS}s on one server:" \
         "$(printf '%s\n' "${PAIR_RATIOS[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')" \
@@ -544,6 +571,9 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
       echo "- GetTimesheet / health carrying the same authorization header (unchecked), median of the same runs:" \
         "$(printf '%s\n' "${TOKEN_RATIOS[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')" \
         "(each: ${TOKEN_RATIOS[*]}; what auth and storage cost, without the token's transport)"
+      echo "- GetTimesheet with the row cache off / health, median of the same runs:" \
+        "$(printf '%s\n' "${UNCACHED_RATIOS[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')" \
+        "(each: ${UNCACHED_RATIOS[*]}; every read from SQLite)"
     fi
   fi
   if [[ -n ${RPS[2]:-} && -n ${RPS[3]:-} ]]; then
@@ -553,7 +583,7 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
   if (( ${#SIZES[@]} > 0 )); then
     first=${SIZES[0]} last=${SIZES[-1]}
     echo
-    echo "### Cost must not grow with data (SQLite; $OWN_ROWS rows belong to the caller, the rest spread over 999 other users; $SCALE_CONNS connections; one server per size, all running, measured in $SCALE_ROUNDS alternating rounds of ${SCALE_DURATION}s; medians over the rounds)"
+    echo "### Cost must not grow with data (SQLite, the row cache off; $OWN_ROWS rows belong to the caller, the rest spread over 999 other users; $SCALE_CONNS connections; one server per size, all running, measured in $SCALE_ROUNDS alternating rounds of ${SCALE_DURATION}s; medians over the rounds)"
     echo
     echo "| rows in table | GetTimesheet req/s | p50 ms | p99 ms | ListTimesheets (50) req/s | p50 ms | p99 ms |"
     echo "|---:|---:|---:|---:|---:|---:|---:|"
