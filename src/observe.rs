@@ -6,7 +6,11 @@
 
 use std::{
     convert::Infallible,
-    sync::Arc,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
     task::{Context, Poll},
     time::Duration,
 };
@@ -395,14 +399,16 @@ impl Drop for InFlight {
     }
 }
 
-impl<S, B> Service<Request<B>> for CallMetrics<S>
+impl<S> Service<Request<tonic::body::Body>> for CallMetrics<S>
 where
-    S: Service<Request<B>, Response = Response<tonic::body::Body>, Error = Infallible>
-        + Clone
+    S: Service<
+            Request<tonic::body::Body>,
+            Response = Response<tonic::body::Body>,
+            Error = Infallible,
+        > + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
-    B: Send + 'static,
 {
     type Response = Response<tonic::body::Body>;
     type Error = Infallible;
@@ -412,7 +418,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let metrics = Arc::clone(&self.metrics);
@@ -431,6 +437,7 @@ where
             grace_over: self.grace_over.clone(),
             finished: false,
         };
+        let (request, body_failed) = watch_body(request);
         Box::pin(async move {
             if in_flight.deadline.is_some_and(|d| Instant::now() >= d) {
                 // Spent on the way here (reading a JSON body, say): no
@@ -440,7 +447,14 @@ where
             }
             let Ok(mut response) = inner.call(request).await;
             resource_exhausted_for_oversized_messages(&mut response);
-            let code = reply_code(&response);
+            let code = match reply_code(&response) {
+                // tonic's answer to a request body that stopped arriving:
+                // the client went away mid-request and sees no answer.
+                Code::Unknown if body_failed.is_some_and(|f| f.load(Ordering::Relaxed)) => {
+                    Code::Cancelled
+                }
+                code => code,
+            };
             if let Some(refusal) = response.extensions().get::<AuthError>() {
                 metrics.record_auth_failure(refusal.reason());
             }
@@ -452,6 +466,55 @@ where
             in_flight.finish(code);
             Ok(response)
         })
+    }
+}
+
+/// Wraps a request body that is still arriving in one that notes whether
+/// reading it failed; a body already complete is left as it is.
+fn watch_body(
+    request: Request<tonic::body::Body>,
+) -> (Request<tonic::body::Body>, Option<Arc<AtomicBool>>) {
+    if http_body::Body::is_end_stream(request.body()) {
+        return (request, None);
+    }
+    let failed = Arc::new(AtomicBool::new(false));
+    let watched = Arc::clone(&failed);
+    let request = request.map(|inner| {
+        tonic::body::Body::new(WatchedBody {
+            inner,
+            failed: watched,
+        })
+    });
+    (request, Some(failed))
+}
+
+/// A request body that records a failed read; see [`watch_body`].
+struct WatchedBody {
+    inner: tonic::body::Body,
+    failed: Arc<AtomicBool>,
+}
+
+impl http_body::Body for WatchedBody {
+    type Data = tonic::codegen::Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Err(_))) = &polled {
+            self.failed.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

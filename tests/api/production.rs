@@ -821,6 +821,61 @@ async fn a_call_its_client_gives_up_on_is_counted_as_cancelled() {
 }
 
 #[tokio::test]
+async fn a_client_that_disconnects_in_the_middle_of_its_request_is_counted_as_cancelled() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.max_concurrent_requests = 1).await else {
+        return;
+    };
+    let token = app.token("alice@exampleco.com", EMPLOYEE);
+    let tcp = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = client.ready().await.expect("ready");
+    let request = http::Request::post(format!(
+        "http://{}/timesheets.v1.TimesheetService/CreateTimesheet",
+        app.addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .header("authorization", format!("Bearer {token}"))
+    .body(())
+    .expect("request");
+    let (_reply, mut body) = client.send_request(request, false).expect("send");
+    // A message header announcing 100 bytes, then 3 of them.
+    body.send_data(
+        tonic::codegen::Bytes::from_static(&[0, 0, 0, 0, 100, 10, 1, 2]),
+        false,
+    )
+    .expect("part of the message");
+    until_in_flight(&app).await;
+    // The connection goes away with the message unfinished.
+    driver.abort();
+    drop((body, client));
+    let mut cancelled = 0;
+    for _ in 0..2000 {
+        cancelled = calls_counted(&app, "CreateTimesheet", "grpc", "CANCELLED").await;
+        if cancelled > 0 {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(cancelled, 1);
+    // Not UNKNOWN (tonic's code for a body that failed to arrive) or any
+    // other code that would read as the server's fault.
+    let text = app.metrics().await;
+    let others: Vec<&str> = text
+        .lines()
+        .filter(|l| l.starts_with("timesheets_requests_total{method=\"CreateTimesheet\""))
+        .filter(|l| !l.contains("code=\"CANCELLED\"") && !l.trim_end().ends_with(" 0"))
+        .collect();
+    assert!(others.is_empty(), "{others:?}");
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_call_whose_deadline_is_spent_on_arrival_does_no_work_and_is_counted() {
     let Some(app) = spawn_app(Backend::Sqlite).await else {
         return;
