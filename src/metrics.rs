@@ -25,7 +25,7 @@ use prometheus_client::{
 use crate::{
     auth::Authenticator,
     headers::Protocol,
-    storage::{GROUP_SIZE_BOUNDS, Store, WriteStats},
+    storage::{GROUP_SIZE_BOUNDS, RowCacheStats, Store, WriteStats},
 };
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -55,6 +55,11 @@ struct IssuerResultLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct IssuerLabels {
     issuer: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ResultLabels {
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -151,6 +156,8 @@ pub struct Metrics {
     signing_keys: Family<IssuerLabels, Gauge>,
     pool: Family<PoolLabels, Gauge>,
     write_group_sizes: GroupSizes,
+    row_cache_lookups: Family<ResultLabels, Counter>,
+    row_cache_bytes: Gauge,
 }
 
 /// The SQLite committer's group sizes as a histogram. The committer keeps
@@ -236,6 +243,18 @@ impl Metrics {
             "Inserts per group-commit transaction (SQLite)",
             write_group_sizes.clone(),
         );
+        let row_cache_lookups = Family::default();
+        registry.register(
+            "row_cache_lookups",
+            "GetTimesheet row-cache lookups by result (hit, miss; SQLite)",
+            row_cache_lookups.clone(),
+        );
+        let row_cache_bytes = Gauge::default();
+        registry.register(
+            "row_cache_bytes",
+            "What the cached rows weigh (SQLite; at most --row-cache-bytes)",
+            row_cache_bytes.clone(),
+        );
         Arc::new(Self {
             registry,
             calls: Calls::new(),
@@ -247,6 +266,8 @@ impl Metrics {
             signing_keys,
             pool,
             write_group_sizes,
+            row_cache_lookups,
+            row_cache_bytes,
         })
     }
 
@@ -302,6 +323,17 @@ impl Metrics {
         self.shed.inc();
     }
 
+    fn record_row_cache(&self, cache: RowCacheStats) {
+        for (result, value) in [("hit", cache.hits), ("miss", cache.misses)] {
+            self.row_cache_lookups
+                .get_or_create(&ResultLabels { result })
+                .inner()
+                .store(value, std::sync::atomic::Ordering::Relaxed);
+        }
+        self.row_cache_bytes
+            .set(i64::try_from(cache.bytes).unwrap_or(i64::MAX));
+    }
+
     /// The text exposition, after reading the pulled values.
     pub async fn render(&self, auth: &Authenticator, store: &dyn Store) -> String {
         for (issuer, keys) in auth.verifier().key_stores() {
@@ -342,6 +374,9 @@ impl Metrics {
                 .0
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner) = writes;
+        }
+        if let Some(cache) = store.row_cache_stats() {
+            self.record_row_cache(cache);
         }
         let mut out = String::new();
         if let Err(err) = encode(&mut out, &self.registry) {

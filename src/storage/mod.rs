@@ -152,6 +152,15 @@ impl WriteStats {
     }
 }
 
+/// Row-cache counts, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowCacheStats {
+    pub hits: u64,
+    pub misses: u64,
+    /// What the cached rows weigh now (their text plus a fixed overhead each).
+    pub bytes: u64,
+}
+
 /// One connection pool's size, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PoolStats {
@@ -306,6 +315,8 @@ pub trait Store: Send + Sync + 'static {
     fn pool_stats(&self) -> Vec<PoolStats>;
     /// Group-commit counters, where the backend batches inserts itself.
     fn write_stats(&self) -> Option<WriteStats>;
+    /// Row-cache counters, where the backend keeps one.
+    fn row_cache_stats(&self) -> Option<RowCacheStats>;
 }
 
 /// What an operator tunes about storage, per replica.

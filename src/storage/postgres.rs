@@ -79,6 +79,11 @@ impl PgStore {
         Ok(())
     }
 
+    /// No row cache: other replicas change the rows.
+    fn cache_stats(&self) -> Option<super::RowCacheStats> {
+        None
+    }
+
     fn group_stats(&self) -> Option<super::WriteStats> {
         None
     }

@@ -26,7 +26,7 @@ use std::{
     sync::{Arc, Mutex, MutexGuard, PoisonError},
 };
 
-use super::TimesheetRecord;
+use super::{RowCacheStats, TimesheetRecord};
 
 /// Independent locks, so the runtime's threads rarely meet on one.
 const SHARDS: usize = 16;
@@ -66,6 +66,9 @@ struct Shard {
     epoch: u64,
     /// Changes in flight; the shard takes no fills while there are any.
     changes: u32,
+    /// Lookups answered and not, for metrics.
+    hits: u64,
+    misses: u64,
 }
 
 /// What a lookup found.
@@ -100,6 +103,8 @@ impl RowCache {
                     ),
                     epoch: 0,
                     changes: 0,
+                    hits: 0,
+                    misses: 0,
                 })
             })
             .collect();
@@ -108,14 +113,29 @@ impl RowCache {
 
     pub(super) fn get(&self, id: &str) -> Lookup {
         let shard = shard_of(id);
-        let cached = self.lock(shard);
-        match cached.rows.get(id) {
-            Some(row) => Lookup::Hit(row.clone()),
-            None => Lookup::Miss(Ticket {
-                shard,
-                epoch: (cached.changes == 0).then_some(cached.epoch),
-            }),
+        let mut cached = self.lock(shard);
+        if let Some(row) = cached.rows.get(id) {
+            let row = row.clone();
+            cached.hits += 1;
+            return Lookup::Hit(row);
         }
+        cached.misses += 1;
+        Lookup::Miss(Ticket {
+            shard,
+            epoch: (cached.changes == 0).then_some(cached.epoch),
+        })
+    }
+
+    /// Counts over every shard, each read under its lock.
+    pub(super) fn stats(&self) -> RowCacheStats {
+        (0..SHARDS).fold(RowCacheStats::default(), |total, shard| {
+            let cached = self.lock(shard);
+            RowCacheStats {
+                hits: total.hits + cached.hits,
+                misses: total.misses + cached.misses,
+                bytes: total.bytes + cached.rows.weight(),
+            }
+        })
     }
 
     /// Keeps `row`, read from the database after the miss that gave
@@ -150,13 +170,6 @@ impl RowCache {
         self.shards[shard]
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-    }
-
-    #[cfg(test)]
-    fn weight(&self) -> u64 {
-        (0..SHARDS)
-            .map(|shard| self.lock(shard).rows.weight())
-            .sum()
     }
 }
 
@@ -236,6 +249,9 @@ mod tests {
         let ticket = miss(&cache, "a");
         cache.fill(ticket, &row("a", false));
         assert!(!hit(&cache, "a").approved);
+        let stats = cache.stats();
+        assert_eq!((stats.hits, stats.misses), (1, 1));
+        assert!(stats.bytes > 0);
 
         let change = cache.changing("a");
         miss(&cache, "a");
@@ -303,7 +319,7 @@ mod tests {
             let ticket = miss(&cache, &id);
             cache.fill(ticket, &long);
         }
-        let weight = usize::try_from(cache.weight()).expect("small");
+        let weight = usize::try_from(cache.stats().bytes).expect("small");
         assert!(
             weight <= budget,
             "{weight} bytes kept in a cache of {budget}"

@@ -476,6 +476,10 @@ macro_rules! impl_store {
                 self.group_stats()
             }
 
+            fn row_cache_stats(&self) -> Option<$crate::storage::RowCacheStats> {
+                self.cache_stats()
+            }
+
             fn pool_stats(&self) -> Vec<$crate::storage::PoolStats> {
                 let stats = |name, pool: &sqlx::Pool<$db>| $crate::storage::PoolStats {
                     name,

@@ -153,6 +153,10 @@ impl SqliteStore {
         Some(self.committer.stats())
     }
 
+    fn cache_stats(&self) -> Option<super::RowCacheStats> {
+        self.rows.as_deref().map(RowCache::stats)
+    }
+
     /// Read on this thread when that needs no wait; a read that would wait
     /// for a lock goes through the sqlx pool, which waits off the runtime.
     /// From the row cache when it has the row; ids are unique, so a cached

@@ -821,6 +821,43 @@ async fn a_call_its_client_gives_up_on_is_counted_as_cancelled() {
 }
 
 #[tokio::test]
+async fn the_row_cache_reports_its_hits_misses_and_weight() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let mut alice = app.employee("alice@exampleco.com");
+    let id = alice
+        .create_timesheet(create("2026-11-27", "Website", 7.5))
+        .await
+        .expect("create")
+        .into_inner()
+        .id;
+    for _ in 0..3 {
+        alice
+            .get_timesheet(GetTimesheetRequest { id: id.clone() })
+            .await
+            .expect("get");
+    }
+    let text = app.metrics().await;
+    let sample = |series: &str| -> u64 {
+        text.lines()
+            .find_map(|l| l.strip_prefix(series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+    };
+    assert_eq!(
+        sample("timesheets_row_cache_lookups_total{result=\"miss\"} "),
+        1
+    );
+    assert_eq!(
+        sample("timesheets_row_cache_lookups_total{result=\"hit\"} "),
+        2
+    );
+    assert!(sample("timesheets_row_cache_bytes ") > 0);
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn a_client_that_disconnects_in_the_middle_of_its_request_is_counted_as_cancelled() {
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.max_concurrent_requests = 1).await else {
         return;
