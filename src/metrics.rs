@@ -334,6 +334,14 @@ impl Metrics {
             .set(i64::try_from(cache.bytes).unwrap_or(i64::MAX));
     }
 
+    /// The text exposition of the pushed values only.
+    #[cfg(test)]
+    pub(crate) fn pushed(&self) -> String {
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("encodes");
+        out
+    }
+
     /// The text exposition, after reading the pulled values.
     pub async fn render(&self, auth: &Authenticator, store: &dyn Store) -> String {
         for (issuer, keys) in auth.verifier().key_stores() {
@@ -391,9 +399,7 @@ mod tests {
     use super::*;
 
     fn text(metrics: &Metrics) -> String {
-        let mut out = String::new();
-        encode(&mut out, &metrics.registry).expect("encodes");
-        out
+        metrics.pushed()
     }
 
     #[test]

@@ -399,16 +399,14 @@ impl Drop for InFlight {
     }
 }
 
-impl<S> Service<Request<tonic::body::Body>> for CallMetrics<S>
+impl<S, B> Service<Request<B>> for CallMetrics<S>
 where
-    S: Service<
-            Request<tonic::body::Body>,
-            Response = Response<tonic::body::Body>,
-            Error = Infallible,
-        > + Clone
+    S: Service<Request<B>, Response = Response<tonic::body::Body>, Error = Infallible>
+        + Clone
         + Send
         + 'static,
     S::Future: Send + 'static,
+    B: Send + 'static,
 {
     type Response = Response<tonic::body::Body>;
     type Error = Infallible;
@@ -418,7 +416,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
+    fn call(&mut self, request: Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let metrics = Arc::clone(&self.metrics);
@@ -437,7 +435,7 @@ where
             grace_over: self.grace_over.clone(),
             finished: false,
         };
-        let (request, body_failed) = watch_body(request);
+        let body_read = request.extensions().get::<BodyRead>().cloned();
         Box::pin(async move {
             if in_flight.deadline.is_some_and(|d| Instant::now() >= d) {
                 // Spent on the way here (reading a JSON body, say): no
@@ -448,9 +446,12 @@ where
             let Ok(mut response) = inner.call(request).await;
             resource_exhausted_for_oversized_messages(&mut response);
             let code = match reply_code(&response) {
-                // tonic's answer to a request body that stopped arriving:
-                // the client went away mid-request and sees no answer.
-                Code::Unknown if body_failed.is_some_and(|f| f.load(Ordering::Relaxed)) => {
+                // What tonic (UNKNOWN) and tonic-web (INTERNAL) answer when
+                // the request body stopped arriving: the client went away
+                // mid-request, or broke its framing, and no answer reaches it.
+                Code::Unknown | Code::Internal
+                    if body_read.as_ref().is_some_and(BodyRead::failed) =>
+                {
                     Code::Cancelled
                 }
                 code => code,
@@ -469,34 +470,57 @@ where
     }
 }
 
-/// Wraps a request body that is still arriving in one that notes whether
-/// reading it failed; a body already complete is left as it is.
-fn watch_body(
-    request: Request<tonic::body::Body>,
-) -> (Request<tonic::body::Body>, Option<Arc<AtomicBool>>) {
-    if http_body::Body::is_end_stream(request.body()) {
-        return (request, None);
+/// Whether a request's body failed to arrive: an extension set by
+/// [`WatchBody`] and read by [`CallMetrics`].
+#[derive(Debug, Clone)]
+pub struct BodyRead(Arc<AtomicBool>);
+
+impl BodyRead {
+    fn failed(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
-    let failed = Arc::new(AtomicBool::new(false));
-    let watched = Arc::clone(&failed);
-    let request = request.map(|inner| {
-        tonic::body::Body::new(WatchedBody {
-            inner,
-            failed: watched,
-        })
-    });
-    (request, Some(failed))
 }
 
-/// A request body that records a failed read; see [`watch_body`].
+/// Notes in each request whether its body failed to arrive. It wraps the
+/// route's service from outside tonic-web, which turns such a failure into
+/// INTERNAL, as tonic turns it into UNKNOWN: by the time [`CallMetrics`]
+/// sees the reply, only this tells it from a server error.
+#[derive(Debug, Clone)]
+pub struct WatchBody<S>(pub S);
+
+impl<S> Service<Request<Body>> for WatchBody<S>
+where
+    S: Service<Request<Body>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        if http_body::Body::is_end_stream(request.body()) {
+            return self.0.call(request);
+        }
+        let failed = Arc::new(AtomicBool::new(false));
+        let (mut parts, inner) = request.into_parts();
+        parts.extensions.insert(BodyRead(Arc::clone(&failed)));
+        let body = Body::new(WatchedBody { inner, failed });
+        self.0.call(Request::from_parts(parts, body))
+    }
+}
+
+/// A request body that records a failed read; see [`WatchBody`].
 struct WatchedBody {
-    inner: tonic::body::Body,
+    inner: Body,
     failed: Arc<AtomicBool>,
 }
 
 impl http_body::Body for WatchedBody {
-    type Data = tonic::codegen::Bytes;
-    type Error = tonic::Status;
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
 
     fn poll_frame(
         mut self: Pin<&mut Self>,
@@ -569,6 +593,60 @@ pub fn subject_tag(subject: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A CreateTimesheet whose service reads the body and answers `code` if
+    /// the read failed (as tonic does with UNKNOWN and tonic-web with
+    /// INTERNAL) or when told to fail anyway.
+    async fn call(metrics: &Arc<Metrics>, body: Body, code: Code, fail_anyway: bool) {
+        let (_grace, grace_over) = watch::channel(false);
+        let service = tower::service_fn(move |request: Request<Body>| async move {
+            let read = http_body_util::BodyExt::collect(request.into_body()).await;
+            let status = if read.is_err() || fail_anyway {
+                tonic::Status::new(code, "failed")
+            } else {
+                tonic::Status::ok("")
+            };
+            Ok::<_, Infallible>(status.into_http())
+        });
+        let metrics_layer = CallMetricsLayer::new(Arc::clone(metrics), grace_over);
+        let mut stack = WatchBody(metrics_layer.layer(service));
+        let request = Request::post("/timesheets.v1.TimesheetService/CreateTimesheet")
+            .body(body)
+            .expect("request");
+        let Ok(_) = stack.call(request).await;
+    }
+
+    fn failing_body() -> Body {
+        let failure = Err::<axum::body::Bytes, _>(std::io::Error::other("connection reset"));
+        Body::from_stream(futures::stream::iter([failure]))
+    }
+
+    #[tokio::test]
+    async fn a_call_whose_request_body_failed_to_arrive_counts_as_cancelled_not_as_the_servers_fault()
+     {
+        let metrics = Metrics::new();
+        call(&metrics, failing_body(), Code::Unknown, false).await;
+        call(&metrics, failing_body(), Code::Internal, false).await;
+        // A body that arrived whole changes nothing: INTERNAL stays INTERNAL.
+        call(&metrics, Body::from("whole"), Code::Internal, true).await;
+        let text = metrics.pushed();
+        let series = |code: &str| {
+            format!(
+                "timesheets_requests_total{{method=\"CreateTimesheet\",protocol=\"grpc\",code=\"{code}\"}} "
+            )
+        };
+        let count = |code: &str| {
+            text.lines()
+                .find_map(|l| l.strip_prefix(&series(code)))
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .unwrap_or(0)
+        };
+        assert_eq!(
+            (count("CANCELLED"), count("INTERNAL"), count("UNKNOWN")),
+            (2, 1, 0),
+            "{text}"
+        );
+    }
 
     #[test]
     fn request_ids_are_never_indexed_by_hpack_whether_made_or_echoed() {

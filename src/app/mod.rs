@@ -50,7 +50,7 @@ use crate::{
     config::{DEV_AUDIENCE, ServeConfig},
     dev::{self, DevIssuer, SigningKey},
     metrics::Metrics,
-    observe::{Admission, CallMetricsLayer, ObserveLayer},
+    observe::{Admission, CallMetricsLayer, ObserveLayer, WatchBody},
     pagination::PageTokens,
     proto::{
         FILE_DESCRIPTOR_SET, SERVICE_NAME, descriptor_pool,
@@ -212,7 +212,7 @@ impl App {
             // and translates gRPC-Web, for this service only.
             .route_service(
                 &format!("/{SERVICE_NAME}/{{*method}}"),
-                GrpcOnly(GrpcWebLayer::new().layer(timesheets.clone())),
+                GrpcOnly(WatchBody(GrpcWebLayer::new().layer(timesheets.clone()))),
             )
             .merge(routes::router(probes, openapi));
         let dev_banner = match &dev {

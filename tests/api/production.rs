@@ -859,6 +859,18 @@ async fn the_row_cache_reports_its_hits_misses_and_weight() {
 
 #[tokio::test]
 async fn a_client_that_disconnects_in_the_middle_of_its_request_is_counted_as_cancelled() {
+    disconnect_mid_request_over_http2("application/grpc", "grpc").await;
+}
+
+#[tokio::test]
+async fn a_grpc_web_client_over_http2_that_disconnects_mid_request_is_counted_as_cancelled() {
+    // Browsers speak gRPC-Web over HTTP/2 wherever the server offers it.
+    disconnect_mid_request_over_http2("application/grpc-web+proto", "grpc-web").await;
+}
+
+/// A CreateTimesheet sent over a raw HTTP/2 connection as `content_type`,
+/// with half its message, then the connection closed.
+async fn disconnect_mid_request_over_http2(content_type: &str, protocol: &str) {
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.max_concurrent_requests = 1).await else {
         return;
     };
@@ -875,7 +887,7 @@ async fn a_client_that_disconnects_in_the_middle_of_its_request_is_counted_as_ca
         "http://{}/timesheets.v1.TimesheetService/CreateTimesheet",
         app.addr
     ))
-    .header("content-type", "application/grpc")
+    .header("content-type", content_type)
     .header("te", "trailers")
     .header("authorization", format!("Bearer {token}"))
     .body(())
@@ -891,17 +903,51 @@ async fn a_client_that_disconnects_in_the_middle_of_its_request_is_counted_as_ca
     // The connection goes away with the message unfinished.
     driver.abort();
     drop((body, client));
+    assert_counted_only_as_cancelled(&app, protocol).await;
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_grpc_web_client_over_http1_that_disconnects_mid_request_is_counted_as_cancelled() {
+    use tokio::io::AsyncWriteExt;
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.max_concurrent_requests = 1).await else {
+        return;
+    };
+    let token = app.token("alice@exampleco.com", EMPLOYEE);
+    let mut tcp = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /timesheets.v1.TimesheetService/CreateTimesheet HTTP/1.1\r\nhost: {}\r\n\
+         content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n\
+         authorization: Bearer {token}\r\ncontent-length: 105\r\n\r\n",
+        app.addr
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    // A message header announcing 100 bytes, then 3 of them.
+    tcp.write_all(&[0, 0, 0, 0, 100, 10, 1, 2])
+        .await
+        .expect("part of the body");
+    until_in_flight(&app).await;
+    drop(tcp);
+    assert_counted_only_as_cancelled(&app, "grpc-web").await;
+    app.shutdown().await;
+}
+
+/// Waits for the one CreateTimesheet call over `protocol` to be counted,
+/// and checks it was counted CANCELLED: not UNKNOWN (tonic's code for a
+/// body that failed to arrive), INTERNAL (tonic-web's) or any other code
+/// that would read as the server's fault.
+async fn assert_counted_only_as_cancelled(app: &TestApp, protocol: &str) {
     let mut cancelled = 0;
     for _ in 0..2000 {
-        cancelled = calls_counted(&app, "CreateTimesheet", "grpc", "CANCELLED").await;
+        cancelled = calls_counted(app, "CreateTimesheet", protocol, "CANCELLED").await;
         if cancelled > 0 {
             break;
         }
         tokio::task::yield_now().await;
     }
     assert_eq!(cancelled, 1);
-    // Not UNKNOWN (tonic's code for a body that failed to arrive) or any
-    // other code that would read as the server's fault.
     let text = app.metrics().await;
     let others: Vec<&str> = text
         .lines()
@@ -909,7 +955,6 @@ async fn a_client_that_disconnects_in_the_middle_of_its_request_is_counted_as_ca
         .filter(|l| !l.contains("code=\"CANCELLED\"") && !l.trim_end().ends_with(" 0"))
         .collect();
     assert!(others.is_empty(), "{others:?}");
-    app.shutdown().await;
 }
 
 #[tokio::test]
