@@ -5,7 +5,7 @@
 //! backend from the URL scheme. Both share the SQL in `sql.rs`, and each
 //! applies its own migrations folder at startup. SQLite's hot paths step
 //! SQLite directly: reads in `sqlite_reads.rs`, the group committer in
-//! `sqlite_commit.rs`.
+//! `sqlite_commit.rs`; single rows are cached in `row_cache.rs`.
 
 mod postgres;
 mod row_cache;

@@ -19,7 +19,8 @@
 //! no change started or ended in its shard since it missed, so a row read
 //! before a change committed can never be put back after it. Only rows that
 //! exist are cached: a new row needs no eviction, and "not found" is always
-//! asked of the database.
+//! asked of the database. (Another connection in this process could still
+//! write behind the cache's back; only the store's own connections write.)
 
 use std::{
     hash::BuildHasher,
@@ -138,10 +139,15 @@ impl RowCache {
         })
     }
 
-    /// Keeps `row`, read from the database after the miss that gave
-    /// `ticket`, unless a change in its shard may have overtaken the read.
-    pub(super) fn fill(&self, ticket: Ticket, row: &TimesheetRecord) {
-        debug_assert_eq!(ticket.shard, shard_of(&row.id), "a ticket for another row");
+    /// Keeps `row`, read from the database for `id` after the miss that
+    /// gave `ticket`, unless a change in its shard may have overtaken the
+    /// read. A row stored under another id than it was asked for (were the
+    /// database ever to match ids loosely) would sit where `changing` never
+    /// looks, so it is not kept.
+    pub(super) fn fill(&self, ticket: Ticket, id: &str, row: &TimesheetRecord) {
+        if row.id != id || shard_of(id) != ticket.shard {
+            return;
+        }
         let Some(epoch) = ticket.epoch else { return };
         let mut cached = self.lock(ticket.shard);
         if cached.epoch == epoch {
@@ -247,7 +253,7 @@ mod tests {
     fn a_filled_row_is_answered_until_a_change_to_it_starts() {
         let cache = RowCache::new(64 * 1024).expect("a cache");
         let ticket = miss(&cache, "a");
-        cache.fill(ticket, &row("a", false));
+        cache.fill(ticket, "a", &row("a", false));
         assert!(!hit(&cache, "a").approved);
         let stats = cache.stats();
         assert_eq!((stats.hits, stats.misses), (1, 1));
@@ -266,11 +272,11 @@ mod tests {
         // commits before the read offers what it found.
         let ticket = miss(&cache, "a");
         drop(cache.changing("a"));
-        cache.fill(ticket, &row("a", false));
+        cache.fill(ticket, "a", &row("a", false));
         miss(&cache, "a");
         // A read after the change may fill again.
         let ticket = miss(&cache, "a");
-        cache.fill(ticket, &row("a", true));
+        cache.fill(ticket, "a", &row("a", true));
         assert!(hit(&cache, "a").approved);
     }
 
@@ -282,11 +288,23 @@ mod tests {
         // commit: it never fills.
         let first = miss(&cache, "a");
         let second = miss(&cache, "a");
-        cache.fill(first, &row("a", false));
+        cache.fill(first, "a", &row("a", false));
         miss(&cache, "a");
         drop(change);
-        cache.fill(second, &row("a", false));
+        cache.fill(second, "a", &row("a", false));
         miss(&cache, "a");
+    }
+
+    #[test]
+    fn a_row_offered_for_another_id_is_not_kept() {
+        let cache = RowCache::new(64 * 1024).expect("a cache");
+        let ticket = miss(&cache, "a");
+        cache.fill(ticket, "a", &row("A", false));
+        assert_eq!(
+            cache.stats().bytes,
+            0,
+            "kept where no change would evict it"
+        );
     }
 
     #[test]
@@ -296,11 +314,11 @@ mod tests {
         let second = cache.changing("a");
         drop(first);
         let ticket = miss(&cache, "a");
-        cache.fill(ticket, &row("a", false));
+        cache.fill(ticket, "a", &row("a", false));
         miss(&cache, "a");
         drop(second);
         let ticket = miss(&cache, "a");
-        cache.fill(ticket, &row("a", true));
+        cache.fill(ticket, "a", &row("a", true));
         assert!(hit(&cache, "a").approved);
     }
 
@@ -317,7 +335,7 @@ mod tests {
                 long.notes.clone_from(&long_notes);
             }
             let ticket = miss(&cache, &id);
-            cache.fill(ticket, &long);
+            cache.fill(ticket, &id, &long);
         }
         let weight = usize::try_from(cache.stats().bytes).expect("small");
         assert!(

@@ -11,6 +11,7 @@
 use std::{future::Future, str::FromStr, sync::Arc, time::Duration};
 
 use anyhow::Context;
+use tracing::Instrument;
 
 use super::{
     Error,
@@ -172,7 +173,7 @@ impl SqliteStore {
             Inline::WouldWait => self.sqlx_get(owner, id).await,
         }?;
         if let (Some(rows), Some(ticket), Some(row)) = (&self.rows, ticket, &found) {
-            rows.fill(ticket, row);
+            rows.fill(ticket, id, row);
         }
         Ok(found)
     }
@@ -191,12 +192,13 @@ impl SqliteStore {
             return change.await;
         };
         let changing = rows.changing(id);
+        let task = async move {
+            let done = change.await;
+            drop(changing);
+            done
+        };
         self.changes
-            .spawn(async move {
-                let done = change.await;
-                drop(changing);
-                done
-            })
+            .spawn(task.instrument(tracing::Span::current()))
             .await
             .map_err(|err| Error::Internal(Arc::new(err)))?
     }
@@ -209,7 +211,9 @@ impl SqliteStore {
     }
 
     /// Stops taking inserts and waits until the queued ones, and the row
-    /// changes under way, are committed.
+    /// changes under way, are committed. Each change is one or two
+    /// statements, bounded by the pool's acquire timeout and SQLite's busy
+    /// timeout, so this wait is too.
     async fn stop_writes(&self) {
         self.changes.close();
         self.changes.wait().await;
@@ -276,10 +280,12 @@ mod tests {
         let store = store().await;
         insert(&store, "a").await;
         for _ in 0..2 {
-            // The first read fills the cache, the second is answered from it.
+            // The first read fills the cache, the rest are answered from it.
             assert!(store.get("alice", "a").await.expect("get").is_some());
             assert!(store.get("bob", "a").await.expect("get").is_none());
         }
+        let stats = store.row_cache_stats().expect("a cache");
+        assert_eq!((stats.misses, stats.hits), (1, 3));
         store.close().await;
     }
 
@@ -296,7 +302,8 @@ mod tests {
                 .approved
         );
         // Polled once and dropped, as when a client disconnects mid-call:
-        // the statement is already on its way to SQLite's worker thread.
+        // the change has begun (its row's shard is closed) and its task is
+        // spawned, but nothing has reached SQLite yet.
         assert!(store.approve("a", "manager", 2).now_or_never().is_none());
         // Reads during the change may see either row but must not keep the
         // old one: once the approval lands, every read shows it.
