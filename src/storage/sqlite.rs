@@ -158,10 +158,10 @@ impl SqliteStore {
         self.rows.as_deref().map(RowCache::stats)
     }
 
-    /// Read on this thread when that needs no wait; a read that would wait
-    /// for a lock goes through the sqlx pool, which waits off the runtime.
     /// From the row cache when it has the row; ids are unique, so a cached
-    /// row of another owner means none of this one's.
+    /// row of another owner means none of this one's. Otherwise read on this
+    /// thread when that needs no wait; a read that would wait for a lock
+    /// goes through the sqlx pool, which waits off the runtime.
     async fn get_row(&self, owner: &str, id: &str) -> Result<Option<super::TimesheetRecord>> {
         let ticket = match self.rows.as_deref().map(|rows| rows.get(id)) {
             Some(Lookup::Hit(row)) => return Ok((row.user_id == owner).then_some(row)),
