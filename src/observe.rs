@@ -416,7 +416,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let metrics = Arc::clone(&self.metrics);
@@ -435,7 +435,8 @@ where
             grace_over: self.grace_over.clone(),
             finished: false,
         };
-        let body_read = request.extensions().get::<BodyRead>().cloned();
+        // Nothing further in reads it.
+        let body_read = request.extensions_mut().remove::<BodyRead>();
         Box::pin(async move {
             if in_flight.deadline.is_some_and(|d| Instant::now() >= d) {
                 // Spent on the way here (reading a JSON body, say): no

@@ -21,13 +21,16 @@ impl PgStore {
     /// `reader` and `writer` are the same pool.
     const SHARED_POOL: bool = true;
 
-    pub(super) async fn connect(url: &str, pool: super::StoreOptions) -> anyhow::Result<Self> {
+    pub(super) async fn connect(
+        url: &str,
+        store_options: super::StoreOptions,
+    ) -> anyhow::Result<Self> {
         let redacted = crate::config::redact_url(url);
         let options = PgConnectOptions::from_str(url)
             .with_context(|| format!("parsing PostgreSQL URL {redacted:?}"))?;
         let pool = PgPoolOptions::new()
-            .max_connections(pool.max_connections)
-            .acquire_timeout(pool.acquire_timeout)
+            .max_connections(store_options.max_connections)
+            .acquire_timeout(store_options.acquire_timeout)
             .connect_with(options)
             .await
             .with_context(|| format!("connecting to PostgreSQL at {redacted:?}"))?;

@@ -72,7 +72,10 @@ impl SqliteStore {
     /// Readers and the writer are separate pools.
     const SHARED_POOL: bool = false;
 
-    pub(super) async fn connect(url: &str, pool: super::StoreOptions) -> anyhow::Result<Self> {
+    pub(super) async fn connect(
+        url: &str,
+        store_options: super::StoreOptions,
+    ) -> anyhow::Result<Self> {
         // Read from the URL as given: sqlx keeps the flag private.
         let in_memory = url.contains(":memory:")
             || url
@@ -114,7 +117,7 @@ impl SqliteStore {
             // (see `VFS`), so no other process can slip in between.
             .idle_timeout(None)
             .max_lifetime(None)
-            .acquire_timeout(pool.acquire_timeout)
+            .acquire_timeout(store_options.acquire_timeout)
             .connect_with(options.clone())
             .await
             .with_context(|| format!("opening SQLite database {url:?}"))?;
@@ -128,7 +131,7 @@ impl SqliteStore {
             .context("applying SQLite migrations")?;
         let reader = SqlitePoolOptions::new()
             .max_connections(READERS)
-            .acquire_timeout(pool.acquire_timeout)
+            .acquire_timeout(store_options.acquire_timeout)
             .connect_with(options.clone().pragma("query_only", "ON"))
             .await
             .with_context(|| format!("opening SQLite readers for {url:?}"))?;
@@ -138,7 +141,7 @@ impl SqliteStore {
             writer,
             committer: Committer::start(path)?,
             reads: Reads::new(path),
-            rows: RowCache::new(pool.row_cache_bytes),
+            rows: RowCache::new(store_options.row_cache_bytes),
             changes: tokio_util::task::TaskTracker::new(),
         })
     }
@@ -240,14 +243,12 @@ mod tests {
     use super::SqliteStore;
     use crate::{
         domain::{RawTimesheet, TimesheetInput},
-        storage::{NewTimesheet, Store, StoreOptions},
+        storage::{NewTimesheet, Store, StoreOptions, sqlite_reads::tests::new_database_path},
     };
 
     /// A store on a new file, migrated by `connect` as in production.
     async fn store() -> SqliteStore {
-        let dir = std::env::temp_dir().join(format!("timesheets-store-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let url = format!("sqlite://{}", dir.join("db.sqlite").display());
+        let url = format!("sqlite://{}", new_database_path().display());
         let options = StoreOptions {
             max_connections: 4,
             acquire_timeout: Duration::from_secs(2),

@@ -167,11 +167,16 @@ pub(super) fn is_locked(err: &rusqlite::Error) -> bool {
 pub(super) mod tests {
     use super::*;
 
+    /// Where a database may be created: a file in a fresh temporary folder.
+    pub(in crate::storage) fn new_database_path() -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("timesheets-db-{}", uuid::Uuid::now_v7()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir.join("db.sqlite")
+    }
+
     /// A migrated WAL database in a fresh temporary folder.
     pub(in crate::storage) fn database() -> PathBuf {
-        let dir = std::env::temp_dir().join(format!("timesheets-reads-{}", uuid::Uuid::now_v7()));
-        std::fs::create_dir_all(&dir).expect("temp dir");
-        let path = dir.join("db.sqlite");
+        let path = new_database_path();
         let conn = Connection::open(&path).expect("open");
         conn.pragma_update(None, "journal_mode", "WAL")
             .expect("WAL");

@@ -336,11 +336,7 @@ async fn concurrent_creates_on_sqlite_share_group_commits_and_all_are_stored() {
     assert_eq!(listed.timesheets.len(), 64);
     let metrics = app.metrics().await;
     let sample = |series: &str| -> f64 {
-        metrics
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{series} ")))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("{series} in\n{metrics}"))
+        series_value(&metrics, series).unwrap_or_else(|| panic!("{series} in\n{metrics}"))
     };
     let groups = sample("timesheets_write_group_size_count");
     assert_eq!(sample("timesheets_write_group_size_sum"), 64.0);
@@ -786,16 +782,20 @@ async fn database_errors_are_retryable_only_when_a_retry_could_succeed() {
     assert!(matches!(Error::from(nul), Error::Internal(_)));
 }
 
+/// The value of `series` (a name and its labels, as exposed) in a metrics text.
+fn series_value<T: std::str::FromStr>(metrics: &str, series: &str) -> Option<T> {
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
+        .and_then(|v| v.trim().parse().ok())
+}
+
 /// The value of one `timesheets_requests_total` series, 0 when absent.
 async fn calls_counted(app: &TestApp, method: &str, protocol: &str, code: &str) -> u64 {
-    let text = app.metrics().await;
     let series = format!(
-        "timesheets_requests_total{{method=\"{method}\",protocol=\"{protocol}\",code=\"{code}\"}} "
+        "timesheets_requests_total{{method=\"{method}\",protocol=\"{protocol}\",code=\"{code}\"}}"
     );
-    text.lines()
-        .find_map(|l| l.strip_prefix(&series))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    series_value(&app.metrics().await, &series).unwrap_or(0)
 }
 
 #[tokio::test]
@@ -840,20 +840,17 @@ async fn the_row_cache_reports_its_hits_misses_and_weight() {
     }
     let text = app.metrics().await;
     let sample = |series: &str| -> u64 {
-        text.lines()
-            .find_map(|l| l.strip_prefix(series))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+        series_value(&text, series).unwrap_or_else(|| panic!("no {series} in\n{text}"))
     };
     assert_eq!(
-        sample("timesheets_row_cache_lookups_total{result=\"miss\"} "),
+        sample("timesheets_row_cache_lookups_total{result=\"miss\"}"),
         1
     );
     assert_eq!(
-        sample("timesheets_row_cache_lookups_total{result=\"hit\"} "),
+        sample("timesheets_row_cache_lookups_total{result=\"hit\"}"),
         2
     );
-    assert!(sample("timesheets_row_cache_bytes ") > 0);
+    assert!(sample("timesheets_row_cache_bytes") > 0);
     app.shutdown().await;
 }
 
