@@ -56,6 +56,15 @@ impl Protocol {
         }
     }
 
+    /// The protocol the outer layer told from `request`'s headers (see
+    /// `observe`), or told now when no outer layer ran.
+    pub fn of_request<B>(request: &http::Request<B>) -> Self {
+        match request.extensions().get::<Protocol>() {
+            Some(protocol) => *protocol,
+            None => Protocol::of(request.headers()),
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Protocol::Grpc => "grpc",

@@ -439,8 +439,8 @@ where
         let body_read = request.extensions_mut().remove::<BodyRead>();
         Box::pin(async move {
             if in_flight.deadline.is_some_and(|d| Instant::now() >= d) {
-                // Spent on the way here (reading a JSON body, say): no
-                // work for an answer nobody awaits.
+                // Spent before the call reached this layer: no work for
+                // an answer nobody awaits.
                 in_flight.finish(Code::DeadlineExceeded);
                 return Ok(tonic::Status::deadline_exceeded("deadline exceeded").into_http());
             }
@@ -646,6 +646,77 @@ mod tests {
             (count("CANCELLED"), count("INTERNAL"), count("UNKNOWN")),
             (2, 1, 0),
             "{text}"
+        );
+    }
+
+    /// The count of `code` for GetTimesheet over gRPC in `metrics`.
+    fn get_calls(metrics: &Metrics, code: &str) -> u64 {
+        let series = format!(
+            "timesheets_requests_total{{method=\"GetTimesheet\",protocol=\"grpc\",code=\"{code}\"}} "
+        );
+        metrics
+            .pushed()
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// A GetTimesheet whose service never answers, polled once: dropping
+    /// it is what the outer layer does at the call's deadline or at the end
+    /// of the grace period, and what hyper does when the client goes away.
+    async fn unanswered_get(
+        metrics: &Arc<Metrics>,
+        grace_over: &watch::Receiver<bool>,
+        deadline: Option<Instant>,
+    ) -> BoxFuture<'static, Result<Response<tonic::body::Body>, Infallible>> {
+        let service = tower::service_fn(|_: Request<Body>| {
+            std::future::pending::<Result<Response<tonic::body::Body>, Infallible>>()
+        });
+        let mut stack =
+            CallMetricsLayer::new(Arc::clone(metrics), grace_over.clone()).layer(service);
+        let mut request = Request::post("/timesheets.v1.TimesheetService/GetTimesheet")
+            .body(Body::empty())
+            .expect("request");
+        if let Some(deadline) = deadline {
+            request.extensions_mut().insert(Deadline(deadline));
+        }
+        let mut call = stack.call(request);
+        assert!(futures::poll!(&mut call).is_pending());
+        call
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_call_ended_unanswered_counts_as_what_its_client_was_told() {
+        let metrics = Metrics::new();
+        let (grace, grace_over) = watch::channel(false);
+        let soon = || Some(Instant::now() + Duration::from_millis(10));
+
+        // The client went away, with or without a deadline to come.
+        drop(unanswered_get(&metrics, &grace_over, None).await);
+        drop(unanswered_get(&metrics, &grace_over, soon()).await);
+        // The deadline passed while the call ran (the clock is paused:
+        // only `advance` moves it).
+        let late = unanswered_get(&metrics, &grace_over, soon()).await;
+        tokio::time::advance(Duration::from_millis(10)).await;
+        drop(late);
+        // The grace period ended; as in the outer layer, that wins over a
+        // deadline that passed at the same time.
+        let cut_off = unanswered_get(&metrics, &grace_over, None).await;
+        let cut_off_late = unanswered_get(&metrics, &grace_over, soon()).await;
+        tokio::time::advance(Duration::from_millis(10)).await;
+        grace.send_replace(true);
+        drop((cut_off, cut_off_late));
+
+        assert_eq!(
+            (
+                get_calls(&metrics, "CANCELLED"),
+                get_calls(&metrics, "DEADLINE_EXCEEDED"),
+                get_calls(&metrics, "UNAVAILABLE"),
+            ),
+            (2, 1, 2),
+            "{}",
+            metrics.pushed()
         );
     }
 

@@ -43,7 +43,7 @@ where
     }
 
     fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        if Protocol::of(request.headers()) == Protocol::Json {
+        if Protocol::of_request(&request) == Protocol::Json {
             return Either::Left(ready(Ok(transcode::error_response(
                 tonic::Code::InvalidArgument,
                 "this path serves gRPC and gRPC-Web (content-type application/grpc or \

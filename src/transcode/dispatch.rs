@@ -1,9 +1,17 @@
-//! The HTTP side: one handler that routes a request, reads its body within
-//! the limit, sends the request message in-process as a real gRPC request
-//! through the given service (so the same auth layer and limits apply), and
-//! maps the reply back.
+//! The HTTP side: one handler that routes a request, starts it in-process
+//! as a real gRPC call through the given service (so the same auth layer
+//! and limits apply, and apply first), reads and transcodes its body within
+//! the limit into the call's message, and maps the reply back.
 
-use std::sync::Arc;
+use std::{
+    future::Future as _,
+    pin::Pin,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    task::{Context, Poll, ready},
+};
 
 use axum::{
     body::{Body, Bytes},
@@ -11,7 +19,9 @@ use axum::{
     response::Response,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Version, header, request::Parts};
+use http_body::Frame;
 use prost_reflect::{DeserializeOptions, SerializeOptions};
+use tokio::sync::oneshot;
 use tower::ServiceExt as _;
 
 use crate::headers::{GRPC_TIMEOUT, Protocol, X_REQUEST_ID};
@@ -22,6 +32,7 @@ use super::{
     json, request, response,
     routes::{Lookup, RouteTable},
     rules::Binding,
+    template::Capture,
 };
 
 /// Headers always carried over to the gRPC request: the credentials the
@@ -44,7 +55,7 @@ pub(crate) struct Shared {
 
 /// The router's fallback: every binding goes through here.
 pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) -> Response {
-    let protocol = Protocol::of(request.headers());
+    let protocol = Protocol::of_request(&request);
     if protocol != Protocol::Json {
         // A gRPC call for a service nobody serves lands here when the
         // transcoder is the fallback; it deserves a gRPC answer, not JSON.
@@ -58,7 +69,7 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
 
 impl Shared {
     async fn transcode(&self, request: Request) -> Result<Response, TranscodeError> {
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
         let (binding, captures) = match self.routes.lookup(&parts.method, parts.uri.path()) {
             Lookup::Found { binding, captures } => (binding, captures),
             Lookup::WrongMethod { allow } => {
@@ -69,24 +80,78 @@ impl Shared {
             }
             Lookup::NotFound => return Err(TranscodeError::NoRoute),
         };
+        // The gRPC call starts before the body is read, and its message
+        // follows when it is ready. So the auth layer judges the credentials
+        // first: a caller it refuses gets 401 or 403 whatever its body
+        // holds, and that body is never parsed. A body that makes no message
+        // ends the call with the error's code, so the call's metrics count
+        // it like any other.
+        let (mut message, message_body) = pending_message();
+        let call = self.grpc_request(binding, message_body, &mut parts)?;
+        let bodyless = http_body::Body::is_end_stream(&body);
+        let mut read = std::pin::pin!(self.request_message(binding, &captures, &parts, body));
+        let mut unreadable = None;
+        if bodyless {
+            // Nothing to wait for: made before the call starts, the message
+            // costs the call no second round of polls. A failure still
+            // waits for the call, so a refusal is still the answer.
+            unreadable = message.fill((&mut read).await);
+        }
+        let mut reply = std::pin::pin!(self.grpc.clone().oneshot(call));
+        let reply = loop {
+            tokio::select! {
+                // An answer given before the message was needed wins.
+                biased;
+                reply = &mut reply => match reply {
+                    Ok(reply) => break reply,
+                    Err(never) => match never {},
+                },
+                read = &mut read, if message.is_waiting() => unreadable = message.fill(read),
+            }
+        };
+        // The service read the failure in place of the message, so its
+        // reply is that failure: render it as it happened here.
+        if let Some(error) = unreadable
+            && message.failure_was_read()
+        {
+            return Err(error);
+        }
+        let reply = response::read_reply(reply).await?;
+        response::success(
+            binding,
+            &reply,
+            &parts.uri,
+            &self.serialize,
+            self.proto_names,
+        )
+    }
+
+    /// The request message as one length-prefixed gRPC frame: the body
+    /// read within the limit, with the path captures, query and headers.
+    async fn request_message(
+        &self,
+        binding: &Binding,
+        captures: &[Capture],
+        parts: &Parts,
+        body: Body,
+    ) -> Result<Bytes, TranscodeError> {
         let body = self.read_body(&parts.headers, body).await?;
         json::check_depth(&body, self.max_json_depth)?;
         let encoded = request::encode(
             binding,
-            &captures,
+            captures,
             parts.uri.query(),
             &body,
             &parts.headers,
             &self.deserialize,
         )?;
-        let uri = parts.uri.clone();
-        let call = self.grpc_request(binding, &encoded, parts)?;
-        let reply = match self.grpc.clone().oneshot(call).await {
-            Ok(reply) => reply,
-            Err(never) => match never {},
-        };
-        let reply = response::read_reply(reply).await?;
-        response::success(binding, &reply, &uri, &self.serialize, self.proto_names)
+        let length = u32::try_from(encoded.len())
+            .map_err(|_| TranscodeError::Internal("request message exceeds 4 GiB".into()))?;
+        let mut frame = Vec::with_capacity(5 + encoded.len());
+        frame.push(0);
+        frame.extend_from_slice(&length.to_be_bytes());
+        frame.extend_from_slice(&encoded);
+        Ok(Bytes::from(frame))
     }
 
     /// The body, refused early by `Content-Length` when it announces too
@@ -119,31 +184,22 @@ impl Shared {
             })
     }
 
-    /// A real gRPC request: POST to the method path, one length-prefixed
-    /// frame, the forwarded headers, and the HTTP request's extensions
+    /// A real gRPC request: POST to the method path, the message to come
+    /// in `body`, the forwarded headers, and the HTTP request's extensions
     /// (connection info, tracing context) so the gRPC side sees them.
     fn grpc_request(
         &self,
         binding: &Binding,
-        encoded: &[u8],
-        parts: Parts,
+        body: PendingMessage,
+        parts: &mut Parts,
     ) -> Result<http::Request<tonic::body::Body>, TranscodeError> {
-        let length = u32::try_from(encoded.len())
-            .map_err(|_| TranscodeError::Internal("request message exceeds 4 GiB".into()))?;
-        let mut frame = Vec::with_capacity(5 + encoded.len());
-        frame.push(0);
-        frame.extend_from_slice(&length.to_be_bytes());
-        frame.extend_from_slice(encoded);
-
-        let mut call = http::Request::new(tonic::body::Body::new(http_body_util::Full::new(
-            Bytes::from(frame),
-        )));
+        let mut call = http::Request::new(tonic::body::Body::new(body));
         *call.method_mut() = Method::POST;
         *call.version_mut() = Version::HTTP_2;
         *call.uri_mut() = binding.grpc_path.parse().map_err(|err| {
             TranscodeError::Internal(format!("gRPC path {}: {err}", binding.grpc_path))
         })?;
-        *call.extensions_mut() = parts.extensions;
+        *call.extensions_mut() = std::mem::take(&mut parts.extensions);
         let headers = call.headers_mut();
         headers.insert(
             header::CONTENT_TYPE,
@@ -156,5 +212,90 @@ impl Shared {
             }
         }
         Ok(call)
+    }
+}
+
+/// The sending half of [`PendingMessage`].
+struct MessageSlot {
+    sender: Option<oneshot::Sender<Result<Bytes, tonic::Status>>>,
+    failure_read: Arc<AtomicBool>,
+}
+
+impl MessageSlot {
+    fn is_waiting(&self) -> bool {
+        self.sender.is_some()
+    }
+
+    /// Hands the call its message or, when the request makes none, a
+    /// status with the error's code, which ends the call; returns that error.
+    fn fill(&mut self, read: Result<Bytes, TranscodeError>) -> Option<TranscodeError> {
+        let sender = self.sender.take()?;
+        // The call may have ended without it (refused): nothing to do then.
+        match read {
+            Ok(frame) => {
+                let _ = sender.send(Ok(frame));
+                None
+            }
+            Err(error) => {
+                let _ = sender.send(Err(tonic::Status::new(error.code(), error.to_string())));
+                Some(error)
+            }
+        }
+    }
+
+    fn failure_was_read(&self) -> bool {
+        self.failure_read.load(Ordering::Relaxed)
+    }
+}
+
+/// A gRPC request body of one message frame that arrives once the HTTP
+/// body is read and transcoded; or, when that fails, an error that tonic
+/// answers with as its status (it keeps a `tonic::Status` as it is).
+struct PendingMessage {
+    receiver: Option<oneshot::Receiver<Result<Bytes, tonic::Status>>>,
+    failure_read: Arc<AtomicBool>,
+}
+
+fn pending_message() -> (MessageSlot, PendingMessage) {
+    let (sender, receiver) = oneshot::channel();
+    let failure_read = Arc::new(AtomicBool::new(false));
+    (
+        MessageSlot {
+            sender: Some(sender),
+            failure_read: Arc::clone(&failure_read),
+        },
+        PendingMessage {
+            receiver: Some(receiver),
+            failure_read,
+        },
+    )
+}
+
+impl http_body::Body for PendingMessage {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, tonic::Status>>> {
+        let Some(receiver) = self.receiver.as_mut() else {
+            return Poll::Ready(None);
+        };
+        let received = ready!(Pin::new(receiver).poll(cx));
+        self.receiver = None;
+        Poll::Ready(Some(match received {
+            Ok(Ok(frame)) => Ok(Frame::data(frame)),
+            Ok(Err(status)) => {
+                self.failure_read.store(true, Ordering::Relaxed);
+                Err(status)
+            }
+            // The HTTP request is gone, and with it anyone to answer.
+            Err(_) => Err(tonic::Status::cancelled("the HTTP request was dropped")),
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.receiver.is_none()
     }
 }

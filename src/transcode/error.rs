@@ -71,6 +71,24 @@ pub(crate) enum TranscodeError {
 }
 
 impl TranscodeError {
+    /// The gRPC code the error is rendered with.
+    pub fn code(&self) -> Code {
+        match self {
+            TranscodeError::NoRoute => Code::NotFound,
+            TranscodeError::MethodNotAllowed { .. } => Code::Unimplemented,
+            TranscodeError::BodyTooLarge { .. }
+            | TranscodeError::UnsupportedMediaType { .. }
+            | TranscodeError::InvalidArgument { .. } => Code::InvalidArgument,
+            // A failure must not read as success.
+            TranscodeError::Grpc { code: Code::Ok, .. } | TranscodeError::Internal(_) => {
+                Code::Internal
+            }
+            TranscodeError::Grpc { code, .. } => *code,
+        }
+    }
+}
+
+impl TranscodeError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::InvalidArgument {
             field: Some(field.into()),
@@ -158,22 +176,20 @@ impl ErrorRenderer {
 
     /// The one conversion of a [`TranscodeError`] to a response.
     pub fn render(&self, error: TranscodeError) -> Response {
-        let (code, message, details, http) = match &error {
-            TranscodeError::NoRoute => (Code::NotFound, error.to_string(), Vec::new(), None),
+        let code = error.code();
+        let (message, details, http) = match &error {
+            TranscodeError::NoRoute => (error.to_string(), Vec::new(), None),
             TranscodeError::MethodNotAllowed { .. } => (
-                Code::Unimplemented,
                 error.to_string(),
                 Vec::new(),
                 Some(StatusCode::METHOD_NOT_ALLOWED),
             ),
             TranscodeError::BodyTooLarge { .. } => (
-                Code::InvalidArgument,
                 error.to_string(),
                 Vec::new(),
                 Some(StatusCode::PAYLOAD_TOO_LARGE),
             ),
             TranscodeError::UnsupportedMediaType { .. } => (
-                Code::InvalidArgument,
                 error.to_string(),
                 Vec::new(),
                 Some(StatusCode::UNSUPPORTED_MEDIA_TYPE),
@@ -184,16 +200,11 @@ impl ErrorRenderer {
                     .map(|f| bad_request(f, message))
                     .into_iter()
                     .collect();
-                (Code::InvalidArgument, message.clone(), details, None)
+                (message.clone(), details, None)
             }
             TranscodeError::Grpc { code: Code::Ok, .. } => {
                 tracing::error!("a gRPC failure with status OK");
-                (
-                    Code::Internal,
-                    "internal error".to_owned(),
-                    Vec::new(),
-                    None,
-                )
+                ("internal error".to_owned(), Vec::new(), None)
             }
             TranscodeError::Grpc {
                 code,
@@ -211,16 +222,11 @@ impl ErrorRenderer {
                         .and_then(|c| c.to_str().ok())
                         .is_some_and(|c| c.contains("error=\"invalid_request\""));
                 let http = invalid_request.then_some(StatusCode::BAD_REQUEST);
-                (*code, message.clone(), details.unwrap_or_default(), http)
+                (message.clone(), details.unwrap_or_default(), http)
             }
             TranscodeError::Internal(cause) => {
                 tracing::error!(%cause, "transcoding failed");
-                (
-                    Code::Internal,
-                    "internal error".to_owned(),
-                    Vec::new(),
-                    None,
-                )
+                ("internal error".to_owned(), Vec::new(), None)
             }
         };
         let (mapped, status_name) = row(code);

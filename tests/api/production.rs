@@ -1004,3 +1004,39 @@ async fn a_call_whose_deadline_is_spent_on_arrival_does_no_work_and_is_counted()
     );
     app.shutdown().await;
 }
+
+#[tokio::test]
+async fn json_calls_refused_for_their_body_or_their_token_are_counted_like_any_call() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let http = app.http();
+    let create = |body: String| {
+        http.post(app.url("/timesheets"))
+            .header(reqwest::header::CONTENT_TYPE, "application/json")
+            .body(body)
+    };
+    let token = app.token("alice@exampleco.com", EMPLOYEE);
+    let malformed = create("{\"date\": ".into())
+        .bearer_auth(&token)
+        .send()
+        .await;
+    assert_eq!(malformed.expect("malformed").status(), 400);
+    // Over the 1 MiB default.
+    let oversized = create("x".repeat(2 << 20)).bearer_auth(&token).send().await;
+    assert_eq!(oversized.expect("oversized").status(), 413);
+    let anonymous = create("{\"date\": ".into())
+        .send()
+        .await
+        .expect("anonymous");
+    assert_eq!(anonymous.status(), 401);
+
+    assert_eq!(
+        (
+            calls_counted(&app, "CreateTimesheet", "json", "INVALID_ARGUMENT").await,
+            calls_counted(&app, "CreateTimesheet", "json", "UNAUTHENTICATED").await,
+        ),
+        (2, 1)
+    );
+    app.shutdown().await;
+}

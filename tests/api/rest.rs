@@ -219,6 +219,24 @@ on_both_backends! {
         }
     }
 
+    async fn callers_the_auth_layer_refuses_are_told_so_whatever_their_body_holds(app: &TestApp) {
+        let http = app.http();
+        let reader = app.token("alice@exampleco.com", &["read:timesheets"]);
+        let too_large = "x".repeat(2 << 20);
+        for sent in ["{\"date\": ", "{\"colour\": \"red\"}", too_large.as_str()] {
+            let send = |token: Option<&str>| {
+                let request = http.post(app.url("/timesheets")).header(header::CONTENT_TYPE, "application/json").body(sent.to_owned());
+                match token { Some(token) => request.bearer_auth(token), None => request }
+            };
+            let described = &sent[..sent.len().min(20)];
+            let (status, headers, error) = body(send(None).send().await.expect("anonymous")).await;
+            assert_eq!((status, error["error"]["status"].as_str()), (StatusCode::UNAUTHORIZED, Some("UNAUTHENTICATED")), "{described}: {error}");
+            assert!(headers.contains_key(header::WWW_AUTHENTICATE), "{described}");
+            let (status, _, error) = body(send(Some(&reader)).send().await.expect("without the scope")).await;
+            assert_eq!((status, error["error"]["status"].as_str()), (StatusCode::FORBIDDEN, Some("PERMISSION_DENIED")), "{described}: {error}");
+        }
+    }
+
     async fn no_http_binding_can_be_reached_without_passing_the_auth_layer(app: &TestApp) {
         let bindings = timesheets::transcode::Transcoder::new(
             timesheets::proto::descriptor_pool(),

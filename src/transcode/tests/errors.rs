@@ -338,3 +338,34 @@ async fn grpc_requests_that_fall_through_get_a_grpc_answer() {
     let answer = send(timesheets(TranscodeOptions::default()), grpc, request).await;
     assert_eq!(answer.header("grpc-status"), Some("12"));
 }
+
+#[tokio::test]
+async fn a_call_refused_before_its_message_is_answered_without_reading_the_body() {
+    // As the auth layer does: the refusal comes from the headers alone.
+    let refuse = tower::service_fn(|_: http::Request<tonic::body::Body>| async {
+        Ok::<_, std::convert::Infallible>(status_reply(Status::unauthenticated("no token")))
+    });
+    let polled = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = std::sync::Arc::clone(&polled);
+    let body = futures::stream::poll_fn(move |_| {
+        flag.store(true, std::sync::atomic::Ordering::Relaxed);
+        std::task::Poll::Ready(Some(Ok::<_, std::io::Error>(axum::body::Bytes::from(
+            "{\"date\": ",
+        ))))
+    });
+    let request = http::Request::post("/timesheets")
+        .header("content-type", "application/json")
+        .body(axum::body::Body::from_stream(body))
+        .expect("request");
+    let answer = send(
+        timesheets(TranscodeOptions::default()),
+        crate::transcode::GrpcService::new(refuse),
+        request,
+    )
+    .await;
+    envelope(&answer, 401, "UNAUTHENTICATED");
+    assert!(
+        !polled.load(std::sync::atomic::Ordering::Relaxed),
+        "the body was read"
+    );
+}

@@ -58,7 +58,12 @@ pub(super) fn fake(
         let (log, reply) = (Arc::clone(&recorder), Arc::clone(&reply));
         async move {
             let (parts, body) = request.into_parts();
-            let frame = body.collect().await.expect("request body").to_bytes();
+            let frame = match body.collect().await {
+                Ok(collected) => collected.to_bytes(),
+                // As tonic answers a request body that fails: with its
+                // status, having received nothing.
+                Err(status) => return Ok(status.into_http()),
+            };
             assert_eq!(frame[0], 0, "uncompressed frame");
             let length = u32::from_be_bytes(frame[1..5].try_into().expect("4 bytes")) as usize;
             assert_eq!(frame.len(), 5 + length, "one length-prefixed frame");
