@@ -617,6 +617,19 @@ mod tests {
         let Ok(_) = stack.call(request).await;
     }
 
+    /// The count of `method`'s gRPC calls answered `code` in `metrics`.
+    fn calls(metrics: &Metrics, method: &str, code: &str) -> u64 {
+        let series = format!(
+            "timesheets_requests_total{{method=\"{method}\",protocol=\"grpc\",code=\"{code}\"}} "
+        );
+        metrics
+            .pushed()
+            .lines()
+            .find_map(|l| l.strip_prefix(&series))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
+    }
+
     fn failing_body() -> Body {
         let failure = Err::<axum::body::Bytes, _>(std::io::Error::other("connection reset"));
         Body::from_stream(futures::stream::iter([failure]))
@@ -630,36 +643,13 @@ mod tests {
         call(&metrics, failing_body(), Code::Internal, false).await;
         // A body that arrived whole changes nothing: INTERNAL stays INTERNAL.
         call(&metrics, Body::from("whole"), Code::Internal, true).await;
-        let text = metrics.pushed();
-        let series = |code: &str| {
-            format!(
-                "timesheets_requests_total{{method=\"CreateTimesheet\",protocol=\"grpc\",code=\"{code}\"}} "
-            )
-        };
-        let count = |code: &str| {
-            text.lines()
-                .find_map(|l| l.strip_prefix(&series(code)))
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .unwrap_or(0)
-        };
+        let count = |code| calls(&metrics, "CreateTimesheet", code);
         assert_eq!(
             (count("CANCELLED"), count("INTERNAL"), count("UNKNOWN")),
             (2, 1, 0),
-            "{text}"
+            "{}",
+            metrics.pushed()
         );
-    }
-
-    /// The count of `code` for GetTimesheet over gRPC in `metrics`.
-    fn get_calls(metrics: &Metrics, code: &str) -> u64 {
-        let series = format!(
-            "timesheets_requests_total{{method=\"GetTimesheet\",protocol=\"grpc\",code=\"{code}\"}} "
-        );
-        metrics
-            .pushed()
-            .lines()
-            .find_map(|l| l.strip_prefix(&series))
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
     }
 
     /// A GetTimesheet whose service never answers, polled once: dropping
@@ -708,11 +698,12 @@ mod tests {
         grace.send_replace(true);
         drop((cut_off, cut_off_late));
 
+        let count = |code| calls(&metrics, "GetTimesheet", code);
         assert_eq!(
             (
-                get_calls(&metrics, "CANCELLED"),
-                get_calls(&metrics, "DEADLINE_EXCEEDED"),
-                get_calls(&metrics, "UNAVAILABLE"),
+                count("CANCELLED"),
+                count("DEADLINE_EXCEEDED"),
+                count("UNAVAILABLE"),
             ),
             (2, 1, 2),
             "{}",

@@ -106,7 +106,13 @@ impl Shared {
                     Ok(reply) => break reply,
                     Err(never) => match never {},
                 },
-                read = &mut read, if message.is_waiting() => unreadable = message.fill(read),
+                read = &mut read, if message.is_waiting() => match read {
+                    // The client went away mid-body, or broke its framing:
+                    // the call is abandoned, and its metrics count it as
+                    // cancelled, as on the gRPC routes.
+                    Err(error @ TranscodeError::BodyUnreadable(_)) => return Err(error),
+                    read => unreadable = message.fill(read),
+                },
             }
         };
         // The service read the failure in place of the message, so its
@@ -176,10 +182,7 @@ impl Shared {
                 {
                     too_large
                 } else {
-                    TranscodeError::InvalidArgument {
-                        field: None,
-                        message: format!("reading the request body: {err}"),
-                    }
+                    TranscodeError::BodyUnreadable(err.to_string())
                 }
             })
     }
@@ -290,8 +293,9 @@ impl http_body::Body for PendingMessage {
                 self.failure_read.store(true, Ordering::Relaxed);
                 Err(status)
             }
-            // The HTTP request is gone, and with it anyone to answer.
-            Err(_) => Err(tonic::Status::cancelled("the HTTP request was dropped")),
+            // Unreachable while the slot and the call are dropped together.
+            // Not CANCELLED: tonic reads that as the end of the request.
+            Err(_) => Err(tonic::Status::aborted("the HTTP request was dropped")),
         }))
     }
 

@@ -54,6 +54,11 @@ pub(crate) enum TranscodeError {
         field: Option<String>,
         message: String,
     },
+    /// The body stopped arriving: the client went away or broke its
+    /// framing → 400 INVALID_ARGUMENT, though mostly nobody is there to
+    /// read it.
+    #[error("reading the request body: {0}")]
+    BodyUnreadable(String),
     /// The gRPC method answered with a non-OK status → [`http_status`] of
     /// its code, its message and details as sent, and its RFC 6750
     /// challenge on 401/403.
@@ -78,7 +83,8 @@ impl TranscodeError {
             TranscodeError::MethodNotAllowed { .. } => Code::Unimplemented,
             TranscodeError::BodyTooLarge { .. }
             | TranscodeError::UnsupportedMediaType { .. }
-            | TranscodeError::InvalidArgument { .. } => Code::InvalidArgument,
+            | TranscodeError::InvalidArgument { .. }
+            | TranscodeError::BodyUnreadable(_) => Code::InvalidArgument,
             // A failure must not read as success.
             TranscodeError::Grpc { code: Code::Ok, .. } | TranscodeError::Internal(_) => {
                 Code::Internal
@@ -86,9 +92,7 @@ impl TranscodeError {
             TranscodeError::Grpc { code, .. } => *code,
         }
     }
-}
 
-impl TranscodeError {
     pub fn invalid(field: impl Into<String>, message: impl Into<String>) -> Self {
         Self::InvalidArgument {
             field: Some(field.into()),
@@ -178,7 +182,9 @@ impl ErrorRenderer {
     pub fn render(&self, error: TranscodeError) -> Response {
         let code = error.code();
         let (message, details, http) = match &error {
-            TranscodeError::NoRoute => (error.to_string(), Vec::new(), None),
+            TranscodeError::NoRoute | TranscodeError::BodyUnreadable(_) => {
+                (error.to_string(), Vec::new(), None)
+            }
             TranscodeError::MethodNotAllowed { .. } => (
                 error.to_string(),
                 Vec::new(),

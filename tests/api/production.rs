@@ -931,6 +931,31 @@ async fn a_grpc_web_client_over_http1_that_disconnects_mid_request_is_counted_as
     app.shutdown().await;
 }
 
+#[tokio::test]
+async fn a_json_client_that_disconnects_mid_body_is_counted_as_cancelled() {
+    use tokio::io::AsyncWriteExt;
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.max_concurrent_requests = 1).await else {
+        return;
+    };
+    let token = app.token("alice@exampleco.com", EMPLOYEE);
+    let mut tcp = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /timesheets HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
+         authorization: Bearer {token}\r\ncontent-length: 100\r\n\r\n",
+        app.addr
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    tcp.write_all(b"{\"date\": \"2026-")
+        .await
+        .expect("part of the body");
+    until_in_flight(&app).await;
+    drop(tcp);
+    assert_counted_only_as_cancelled(&app, "json").await;
+    app.shutdown().await;
+}
+
 /// Waits for the one CreateTimesheet call over `protocol` to be counted,
 /// and checks it was counted CANCELLED: not UNKNOWN (tonic's code for a
 /// body that failed to arrive), INTERNAL (tonic-web's) or any other code
