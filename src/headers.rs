@@ -74,19 +74,33 @@ impl Protocol {
     }
 
     /// A trailers-only gRPC reply carrying `status`, for a call answered
-    /// before any gRPC service saw it. A gRPC-Web one is labelled as such:
-    /// no service's tonic-web layer is there to relabel it. (HTTP/JSON
-    /// callers get the JSON error shape instead, from the transcoder.)
-    pub fn trailers_only<B: Default>(self, status: tonic::Status) -> Response<B> {
+    /// before any gRPC service saw it. A gRPC-Web one is labelled as such,
+    /// as text when `web_text` (see [`wants_grpc_web_text`]): no service's
+    /// tonic-web layer is there to relabel it. (HTTP/JSON callers get the
+    /// JSON error shape instead, from the transcoder.)
+    pub fn trailers_only<B: Default>(self, web_text: bool, status: tonic::Status) -> Response<B> {
         let mut response = status.into_http();
         if self == Protocol::GrpcWeb {
-            response.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/grpc-web+proto"),
-            );
+            let content_type = if web_text {
+                "application/grpc-web-text+proto"
+            } else {
+                "application/grpc-web+proto"
+            };
+            response
+                .headers_mut()
+                .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         }
         response
     }
+}
+
+/// Whether a gRPC-Web caller asks for replies as base64 text: tonic-web
+/// encodes the replies it relays so when `Accept` names the text type, and
+/// a reply made without it must say the same.
+pub fn wants_grpc_web_text(headers: &HeaderMap) -> bool {
+    headers.get(header::ACCEPT).is_some_and(|accept| {
+        accept == "application/grpc-web-text" || accept == "application/grpc-web-text+proto"
+    })
 }
 
 #[cfg(test)]
@@ -115,9 +129,15 @@ mod tests {
     }
 
     #[test]
-    fn a_grpc_web_trailers_only_reply_says_it_is_grpc_web() {
-        let content_type = |protocol: Protocol| {
-            let response: Response<()> = protocol.trailers_only(tonic::Status::unimplemented("no"));
+    fn a_grpc_web_trailers_only_reply_says_it_is_grpc_web_in_the_encoding_asked_for() {
+        let content_type = |protocol: Protocol, accept: Option<&'static str>| {
+            let mut request = HeaderMap::new();
+            if let Some(accept) = accept {
+                request.insert(header::ACCEPT, HeaderValue::from_static(accept));
+            }
+            let web_text = wants_grpc_web_text(&request);
+            let response: Response<()> =
+                protocol.trailers_only(web_text, tonic::Status::unimplemented("no"));
             assert_eq!(
                 response.headers().get(GRPC_STATUS).map(|v| v.as_bytes()),
                 Some(&b"12"[..]),
@@ -125,10 +145,23 @@ mod tests {
             );
             response.headers()[header::CONTENT_TYPE].clone()
         };
-        assert_eq!(content_type(Protocol::Grpc), "application/grpc");
+        assert_eq!(content_type(Protocol::Grpc, None), "application/grpc");
         assert_eq!(
-            content_type(Protocol::GrpcWeb),
+            content_type(Protocol::GrpcWeb, None),
             "application/grpc-web+proto"
         );
+        assert_eq!(
+            content_type(Protocol::GrpcWeb, Some("application/grpc-web")),
+            "application/grpc-web+proto"
+        );
+        for text in [
+            "application/grpc-web-text",
+            "application/grpc-web-text+proto",
+        ] {
+            assert_eq!(
+                content_type(Protocol::GrpcWeb, Some(text)),
+                "application/grpc-web-text+proto"
+            );
+        }
     }
 }

@@ -26,7 +26,9 @@ use tracing::{Instrument, field::Empty};
 
 use crate::{
     auth::AuthError,
-    headers::{GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT, Protocol, X_REQUEST_ID},
+    headers::{
+        GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT, Protocol, X_REQUEST_ID, wants_grpc_web_text,
+    },
     metrics::{CallKey, Metrics},
     transcode,
 };
@@ -90,12 +92,18 @@ pub struct ObserveService<S> {
 }
 
 /// A reply made here rather than by the service: trailers-only for gRPC
-/// and gRPC-Web, the AIP-193 JSON shape for HTTP.
-fn reject(protocol: Protocol, code: Code, message: &str, http: http::StatusCode) -> Response<Body> {
+/// and gRPC-Web (as text when `web_text`), the AIP-193 JSON shape for HTTP.
+fn reject(
+    protocol: Protocol,
+    web_text: bool,
+    code: Code,
+    message: &str,
+    http: http::StatusCode,
+) -> Response<Body> {
     let mut response = match protocol {
         Protocol::Json => transcode::error_response(code, message, Some(http)),
         Protocol::Grpc | Protocol::GrpcWeb => {
-            protocol.trailers_only(tonic::Status::new(code, message))
+            protocol.trailers_only(web_text, tonic::Status::new(code, message))
         }
     };
     if matches!(code, Code::Unavailable | Code::ResourceExhausted) {
@@ -183,6 +191,7 @@ where
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let admission = self.admission.clone();
         let protocol = Protocol::of(request.headers());
+        let web_text = protocol == Protocol::GrpcWeb && wants_grpc_web_text(request.headers());
         let id = request_id(request.headers());
         request.headers_mut().insert(X_REQUEST_ID, id.clone());
         request.extensions_mut().insert(protocol);
@@ -257,6 +266,7 @@ where
                         };
                         let mut response = reject(
                             protocol,
+                            web_text,
                             code,
                             "server is at capacity; retry shortly",
                             http::StatusCode::SERVICE_UNAVAILABLE,
@@ -291,11 +301,11 @@ where
                 // the client is told UNAVAILABLE, and the call's metrics,
                 // which look at the grace period first, say the same.
                 biased;
-                () = grace => reject(protocol, Code::Unavailable, "server is shutting down; retry", http::StatusCode::SERVICE_UNAVAILABLE),
+                () = grace => reject(protocol, web_text, Code::Unavailable, "server is shutting down; retry", http::StatusCode::SERVICE_UNAVAILABLE),
                 response = call.instrument(span.clone()) => match response {
                     Some(Ok(response)) => response,
                     Some(Err(never)) => match never {},
-                    None => reject(protocol, Code::DeadlineExceeded, "deadline exceeded", http::StatusCode::GATEWAY_TIMEOUT),
+                    None => reject(protocol, web_text, Code::DeadlineExceeded, "deadline exceeded", http::StatusCode::GATEWAY_TIMEOUT),
                 },
             };
             drop(permit);

@@ -24,7 +24,7 @@ use prost_reflect::{DeserializeOptions, SerializeOptions};
 use tokio::sync::oneshot;
 use tower::ServiceExt as _;
 
-use crate::headers::{GRPC_TIMEOUT, Protocol, X_REQUEST_ID};
+use crate::headers::{GRPC_TIMEOUT, Protocol, X_REQUEST_ID, wants_grpc_web_text};
 
 use super::{
     GrpcService,
@@ -59,7 +59,11 @@ pub(crate) async fn handle(State(shared): State<Arc<Shared>>, request: Request) 
     if protocol != Protocol::Json {
         // A gRPC call for a service nobody serves lands here when the
         // transcoder is the fallback; it deserves a gRPC answer, not JSON.
-        return protocol.trailers_only(tonic::Status::unimplemented("no such gRPC method"));
+        let web_text = wants_grpc_web_text(request.headers());
+        return protocol.trailers_only(
+            web_text,
+            tonic::Status::unimplemented("no such gRPC method"),
+        );
     }
     match shared.transcode(request).await {
         Ok(response) => response,

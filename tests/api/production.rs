@@ -209,6 +209,44 @@ async fn at_the_concurrency_limit_calls_are_shed_not_queued() {
             .and_then(|v| v.to_str().ok()),
         Some("1")
     );
+    // A gRPC-Web caller is told in the encoding it reads: the reply has no
+    // service's tonic-web layer to label it.
+    for (accept, content_type) in [
+        ("application/grpc-web", "application/grpc-web+proto"),
+        (
+            "application/grpc-web-text",
+            "application/grpc-web-text+proto",
+        ),
+    ] {
+        let response = app
+            .http()
+            .post(app.url("/timesheets.v1.TimesheetService/ListTimesheets"))
+            .bearer_auth(&token)
+            .header(header::CONTENT_TYPE, accept)
+            .header(header::ACCEPT, accept)
+            .header("x-grpc-web", "1")
+            .body(if accept.ends_with("text") {
+                "AAAAAAA="
+            } else {
+                "\0\0\0\0\0"
+            })
+            .send()
+            .await
+            .expect("send");
+        let header = |name: &str| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        assert_eq!(header("grpc-status").as_deref(), Some("8"), "{accept}");
+        assert_eq!(
+            header("content-type").as_deref(),
+            Some(content_type),
+            "{accept}"
+        );
+    }
     // Probes are never shed.
     assert_eq!(
         app.http()
