@@ -347,6 +347,11 @@ pub fn create(date: &str, project: &str, hours: f64) -> CreateTimesheetRequest {
     }
 }
 
+/// A response header's value, when present and visible ASCII.
+pub fn header_value<'r>(response: &'r reqwest::Response, name: &str) -> Option<&'r str> {
+    response.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
 /// Field paths of the BadRequest violations in `status`.
 pub fn violated_fields(status: &Status) -> Vec<String> {
     use tonic_types::StatusExt;

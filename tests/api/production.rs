@@ -233,16 +233,13 @@ async fn at_the_concurrency_limit_calls_are_shed_not_queued() {
             .send()
             .await
             .expect("send");
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
-        assert_eq!(header("grpc-status").as_deref(), Some("8"), "{accept}");
         assert_eq!(
-            header("content-type").as_deref(),
+            header_value(&response, "grpc-status"),
+            Some("8"),
+            "{accept}"
+        );
+        assert_eq!(
+            header_value(&response, "content-type"),
             Some(content_type),
             "{accept}"
         );
@@ -944,33 +941,39 @@ async fn disconnect_mid_request_over_http2(content_type: &str, protocol: &str) {
 
 #[tokio::test]
 async fn a_grpc_web_client_over_http1_that_disconnects_mid_request_is_counted_as_cancelled() {
-    use tokio::io::AsyncWriteExt;
-    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.max_concurrent_requests = 1).await else {
-        return;
-    };
-    let token = app.token("alice@exampleco.com", EMPLOYEE);
-    let mut tcp = tokio::net::TcpStream::connect(app.addr)
-        .await
-        .expect("connect");
-    let head = format!(
-        "POST /timesheets.v1.TimesheetService/CreateTimesheet HTTP/1.1\r\nhost: {}\r\n\
-         content-type: application/grpc-web+proto\r\nx-grpc-web: 1\r\n\
-         authorization: Bearer {token}\r\ncontent-length: 105\r\n\r\n",
-        app.addr
-    );
-    tcp.write_all(head.as_bytes()).await.expect("head");
     // A message header announcing 100 bytes, then 3 of them.
-    tcp.write_all(&[0, 0, 0, 0, 100, 10, 1, 2])
-        .await
-        .expect("part of the body");
-    until_in_flight(&app).await;
-    drop(tcp);
-    assert_counted_only_as_cancelled(&app, "grpc-web").await;
-    app.shutdown().await;
+    disconnect_mid_body_over_http1(
+        "/timesheets.v1.TimesheetService/CreateTimesheet",
+        "content-type: application/grpc-web+proto\r\nx-grpc-web: 1",
+        105,
+        &[0, 0, 0, 0, 100, 10, 1, 2],
+        "grpc-web",
+    )
+    .await;
 }
 
 #[tokio::test]
 async fn a_json_client_that_disconnects_mid_body_is_counted_as_cancelled() {
+    disconnect_mid_body_over_http1(
+        "/timesheets",
+        "content-type: application/json",
+        100,
+        b"{\"date\": \"2026-",
+        "json",
+    )
+    .await;
+}
+
+/// Starts a create by alice on a raw HTTP/1.1 connection, sends `headers`
+/// and `part` of a `length`-byte body, closes the connection once the call
+/// is in flight, and checks how it was counted.
+async fn disconnect_mid_body_over_http1(
+    path: &str,
+    headers: &str,
+    length: usize,
+    part: &[u8],
+    protocol: &str,
+) {
     use tokio::io::AsyncWriteExt;
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.max_concurrent_requests = 1).await else {
         return;
@@ -980,17 +983,15 @@ async fn a_json_client_that_disconnects_mid_body_is_counted_as_cancelled() {
         .await
         .expect("connect");
     let head = format!(
-        "POST /timesheets HTTP/1.1\r\nhost: {}\r\ncontent-type: application/json\r\n\
-         authorization: Bearer {token}\r\ncontent-length: 100\r\n\r\n",
+        "POST {path} HTTP/1.1\r\nhost: {}\r\n{headers}\r\n\
+         authorization: Bearer {token}\r\ncontent-length: {length}\r\n\r\n",
         app.addr
     );
     tcp.write_all(head.as_bytes()).await.expect("head");
-    tcp.write_all(b"{\"date\": \"2026-")
-        .await
-        .expect("part of the body");
+    tcp.write_all(part).await.expect("part of the body");
     until_in_flight(&app).await;
     drop(tcp);
-    assert_counted_only_as_cancelled(&app, "json").await;
+    assert_counted_only_as_cancelled(&app, protocol).await;
     app.shutdown().await;
 }
 

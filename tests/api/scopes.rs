@@ -172,20 +172,13 @@ async fn a_call_to_a_service_nobody_serves_is_unimplemented_in_the_callers_proto
             .send()
             .await
             .expect("send");
-        let header = |name: &str| {
-            response
-                .headers()
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .map(str::to_owned)
-        };
         assert_eq!(response.status(), reqwest::StatusCode::OK, "{content_type}");
         assert_eq!(
-            header("grpc-status").as_deref(),
+            header_value(&response, "grpc-status"),
             Some("12"),
             "{content_type}"
         );
-        let answered = header("content-type").unwrap_or_default();
+        let answered = header_value(&response, "content-type").unwrap_or_default();
         assert!(
             answered.starts_with("application/grpc"),
             "{content_type}: {answered}"
