@@ -87,9 +87,9 @@ impl Shared {
         // The gRPC call starts before the body is read, and its message
         // follows when it is ready. So the auth layer judges the credentials
         // first: a caller it refuses gets 401 or 403 whatever its body
-        // holds, and that body is never parsed. A body that makes no message
-        // ends the call with the error's code, so the call's metrics count
-        // it like any other.
+        // holds, and unless the check waits (on a key refetch, say) the body
+        // is not even read. A body that makes no message ends the call with
+        // the error's code, so the call's metrics count it like any other.
         let (mut message, message_body) = pending_message();
         let call = self.grpc_request(binding, message_body, &mut parts)?;
         let bodyless = http_body::Body::is_end_stream(&body);
