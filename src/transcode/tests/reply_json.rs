@@ -64,6 +64,8 @@ fn text(rng: &mut Rng) -> String {
         "back\\slash",
         "tab\tnew\nline",
         "\u{1}\u{1f}",
+        // DEL is the one ASCII control character JSON leaves unescaped.
+        "\u{7f}",
         "é",
         "日本",
         "😀",
