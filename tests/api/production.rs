@@ -202,13 +202,7 @@ async fn at_the_concurrency_limit_calls_are_shed_not_queued() {
         .await
         .expect("send");
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(
-        response
-            .headers()
-            .get(header::RETRY_AFTER)
-            .and_then(|v| v.to_str().ok()),
-        Some("1")
-    );
+    assert_eq!(header_value(&response, "retry-after"), Some("1"));
     // A gRPC-Web caller is told in the encoding it reads: the reply has no
     // service's tonic-web layer to label it.
     for (accept, content_type) in [
@@ -1052,10 +1046,7 @@ async fn a_call_whose_deadline_is_spent_on_arrival_does_no_work_and_is_counted()
     );
     for (what, response) in [("create", create.await), ("health", health.await)] {
         let response = response.expect("send");
-        let status = response
-            .headers()
-            .get("grpc-status")
-            .and_then(|v| v.to_str().ok());
+        let status = header_value(&response, "grpc-status");
         assert_eq!(status, Some("4"), "{what}: {:?}", response.headers());
     }
     assert_eq!(
