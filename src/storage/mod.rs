@@ -253,14 +253,16 @@ fn is_transient(err: &sqlx::Error) -> bool {
 }
 
 /// PostgreSQL: 08 connection exceptions, 53 insufficient resources, 57P0x
-/// shutdown, 40001/40P01 serialization failure and deadlock.
+/// shutdown, 40001/40P01 serialization failure and deadlock, 25006 a write
+/// on a pooled connection to a server that became a standby (after a
+/// failover, until the pool replaces it), 57014 a statement cancelled (an
+/// operator's `statement_timeout`), 55P03 a lock not granted in time.
 fn postgres_code_is_transient(sqlstate: Option<&str>) -> bool {
     sqlstate.is_some_and(|code| {
         code.starts_with("08")
             || code.starts_with("53")
             || code.starts_with("57P0")
-            || code == "40001"
-            || code == "40P01"
+            || matches!(code, "40001" | "40P01" | "25006" | "57014" | "55P03")
     })
 }
 
@@ -355,7 +357,9 @@ mod tests {
 
     #[test]
     fn each_backend_retries_only_its_own_transient_codes() {
-        for sqlstate in ["08006", "53300", "57P01", "40001", "40P01"] {
+        for sqlstate in [
+            "08006", "53300", "57P01", "40001", "40P01", "25006", "57014", "55P03",
+        ] {
             assert!(postgres_code_is_transient(Some(sqlstate)), "{sqlstate}");
         }
         // 22021 (a NUL in text) and 42501 (no privilege) end in 5 and 1, the

@@ -207,6 +207,31 @@ pub(super) struct ReplayRow {
     pub fingerprint: Option<String>,
 }
 
+/// What a create turned away by the idempotency index answers, from the
+/// row that now holds its request_id: the same payload replays it, another
+/// is a conflict. Through sqlx the insert and this read are two statements,
+/// and on PostgreSQL another replica may delete the row between them; the
+/// client is then told to retry (UNAVAILABLE), and its retry stores the row
+/// anew, as it would have had the delete come first.
+pub(super) fn replayed(
+    existing: Option<ReplayRow>,
+    new: &super::NewTimesheet,
+    index: usize,
+) -> super::Result<super::Inserted> {
+    use super::{Error, Inserted};
+    match existing {
+        Some(row) if new.same_payload(row.fingerprint.as_deref()) => {
+            Ok(Inserted::Replayed(row.record))
+        }
+        Some(_) => Err(Error::IdempotencyConflict { index }),
+        None => {
+            let vanished: Box<dyn std::error::Error + Send + Sync> =
+                "the row holding this request_id was deleted while the create was replayed".into();
+            Err(Error::Unavailable(vanished.into()))
+        }
+    }
+}
+
 /// Implements [`super::Store`] for a backend struct with `reader` and
 /// `writer` pools of database type `$db`. The backend supplies the hot
 /// reads (`get_row`, `list_rows`, which may use the generated `sqlx_get`
@@ -304,17 +329,13 @@ macro_rules! impl_store {
                 new: &$crate::storage::NewTimesheet,
                 index: usize,
             ) -> $crate::storage::Result<$crate::storage::Inserted> {
-                use $crate::storage::{Error, Inserted, sql};
+                use $crate::storage::sql;
                 let existing = sqlx::query_as::<_, sql::ReplayRow>(sql::FIND_BY_REQUEST)
                     .bind(&new.created_by)
                     .bind(&new.request_id)
-                    .fetch_one(&mut *conn)
+                    .fetch_optional(&mut *conn)
                     .await?;
-                if new.same_payload(existing.fingerprint.as_deref()) {
-                    Ok(Inserted::Replayed(existing.record))
-                } else {
-                    Err(Error::IdempotencyConflict { index })
-                }
+                sql::replayed(existing, new, index)
             }
         }
 
@@ -501,6 +522,51 @@ pub(super) use impl_store;
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        domain::{RawTimesheet, TimesheetInput},
+        storage::{Error, Inserted, NewTimesheet},
+    };
+
+    fn keyed(fingerprint: &str) -> NewTimesheet {
+        let raw = RawTimesheet {
+            date: "2026-11-27",
+            project: "Website",
+            hours: 7.5,
+            notes: "",
+        };
+        NewTimesheet {
+            id: format!("{:032x}", 1),
+            user_id: "ann@example.com".into(),
+            input: TimesheetInput::parse(raw, "").expect("valid input"),
+            create_time_us: 1_700_000_000_000_000,
+            created_by: "ann@example.com".into(),
+            request_id: Some("key-1".into()),
+            fingerprint: Some(fingerprint.into()),
+        }
+    }
+
+    #[test]
+    fn a_create_whose_keyed_row_vanished_before_its_replay_is_told_to_retry() {
+        let new = keyed("payload a");
+        let stored = || ReplayRow {
+            record: new.record(),
+            fingerprint: Some("payload a".into()),
+        };
+        assert!(matches!(
+            replayed(Some(stored()), &new, 0),
+            Ok(Inserted::Replayed(_))
+        ));
+        assert!(matches!(
+            replayed(Some(stored()), &keyed("payload b"), 3),
+            Err(Error::IdempotencyConflict { index: 3 })
+        ));
+        // Deleted between the insert and the read (another replica): not
+        // the server's fault, and a retry succeeds.
+        assert!(matches!(
+            replayed(None, &new, 0),
+            Err(Error::Unavailable(_))
+        ));
+    }
 
     #[test]
     fn each_inserted_row_binds_its_ten_parameters_in_column_order() {
