@@ -27,15 +27,14 @@ impl Background {
         self.tasks.push(tokio::spawn(task(self.stop.subscribe())));
     }
 
-    /// Signals every task and waits for them, at most `grace`.
+    /// Signals every task and waits for them, at most `grace`; dropping
+    /// `self` then aborts any still running (a dropped handle would only
+    /// detach its task).
     pub(super) async fn shutdown(mut self, grace: Duration) {
         let _ = self.stop.send(true);
-        let tasks = std::mem::take(&mut self.tasks);
-        if tokio::time::timeout(grace, futures::future::join_all(tasks))
-            .await
-            .is_err()
-        {
-            tracing::warn!("background tasks did not stop in time");
+        let tasks = futures::future::join_all(self.tasks.iter_mut());
+        if tokio::time::timeout(grace, tasks).await.is_err() {
+            tracing::warn!("background tasks did not stop in time; aborting them");
         }
     }
 }
@@ -45,5 +44,26 @@ impl Drop for Background {
         for task in &self.tasks {
             task.abort();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::Background;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_task_that_ignores_the_stop_signal_is_aborted_when_the_grace_period_ends() {
+        let mut background = Background::new();
+        let (alive, ended) = tokio::sync::oneshot::channel::<()>();
+        background.spawn(|_stop| async move {
+            let _alive = alive;
+            std::future::pending::<()>().await;
+        });
+        background.shutdown(Duration::from_secs(1)).await;
+        // Aborting drops the task's future, and with it the sender.
+        let ended = tokio::time::timeout(Duration::from_secs(60), ended).await;
+        assert!(matches!(ended, Ok(Err(_))), "the task still runs");
     }
 }

@@ -28,6 +28,13 @@ pub(super) fn build_verifier(
     if dev.is_some() && audiences.is_empty() {
         audiences.push(DEV_AUDIENCE.to_owned());
     }
+    // A stray TIMESHEETS_DEV=1 beside a real tenant would let anyone who
+    // reaches the port mint tokens this server accepts: refuse to start.
+    if dev.is_some() && !config.issuers.is_empty() {
+        anyhow::bail!(
+            "--dev runs an embedded issuer that signs tokens for anyone who asks; it does not combine with --issuer.\n  For an Auth0 tenant, drop --dev (and TIMESHEETS_DEV); for local development, drop --issuer"
+        );
+    }
     if dev.is_none() && (config.issuers.is_empty() || audiences.is_empty()) {
         anyhow::bail!(
             "no token issuer and audience configured.\n  For an Auth0 tenant: timesheets serve --issuer https://<tenant>.auth0.com/ --audience https://api.exampleco.com/timesheets\n  (or set TIMESHEETS_ISSUER and TIMESHEETS_AUDIENCE)\n  For local development: timesheets serve --dev"

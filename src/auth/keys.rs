@@ -18,7 +18,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -357,6 +357,9 @@ pub struct KeyStore {
     attempts: AtomicU64,
     /// Fetches that failed, for metrics; successes are `attempts - failures`.
     failures: AtomicU64,
+    /// Whether the latest fetch failed: until one succeeds, a kid the keys
+    /// held do not know may be one the provider has since published.
+    last_fetch_failed: AtomicBool,
 }
 
 /// Fetch outcomes so far, for metrics.
@@ -393,6 +396,7 @@ impl KeyStore {
             fetch: tokio::sync::Mutex::new(FetchState::default()),
             attempts: AtomicU64::new(0),
             failures: AtomicU64::new(0),
+            last_fetch_failed: AtomicBool::new(false),
         }
     }
 
@@ -424,13 +428,16 @@ impl KeyStore {
     }
 
     /// Whether a token verified with `key` earlier would pass on the same
-    /// keys now: the keys are still usable (within `max_stale`) and `key`
-    /// is still published. Every refresh builds new `VerifyingKey`s, so
-    /// keys are compared by what they are, not by address.
-    pub fn still_vouches_for(&self, key: &VerifyingKey) -> bool {
+    /// keys now: the keys are still usable (within `max_stale`), and the
+    /// token's `kid` and `alg` still pick `key` out of them, as they would
+    /// for a token never seen (so a kid-less token whose key has gained a
+    /// sibling is checked again, and refused as a new one would be). Every
+    /// refresh builds new `VerifyingKey`s, so keys are compared by what they
+    /// are, not by address.
+    pub fn still_vouches_for(&self, kid: Option<&str>, alg: Algorithm, key: &VerifyingKey) -> bool {
         let loaded = self.snapshot();
         loaded.usable(Instant::now(), self.settings.max_stale)
-            && loaded.set.all.iter().any(|k| k.same_as(key))
+            && matches!(loaded.set.find(kid, alg), Ok(Some(found)) if found.same_as(key))
     }
 
     /// The key to verify a token with `kid` and `alg`, refetching once
@@ -473,11 +480,16 @@ impl KeyStore {
         if !loaded.usable(Instant::now(), self.settings.max_stale) {
             return Err(AuthError::KeysUnavailable);
         }
-        loaded
-            .set
-            .find(kid, alg)
-            .map_err(AuthError::InvalidToken)?
-            .ok_or(AuthError::InvalidToken(Rejection::UnknownSigningKey))
+        match loaded.set.find(kid, alg).map_err(AuthError::InvalidToken)? {
+            Some(key) => Ok(key),
+            // The provider could not be asked (now, or by the fetch whose
+            // cooldown this is): the key may well be one it has published
+            // since, so the token is not known to be bad. Retry later.
+            None if self.last_fetch_failed.load(Ordering::Acquire) => {
+                Err(AuthError::KeysUnavailable)
+            }
+            None => Err(AuthError::InvalidToken(Rejection::UnknownSigningKey)),
+        }
     }
 
     /// Fetches the keys now, waiting for any fetch already under way.
@@ -492,6 +504,8 @@ impl KeyStore {
             return Ok(());
         };
         let result = source.fetch().await;
+        self.last_fetch_failed
+            .store(result.is_err(), Ordering::Release);
         self.attempts.fetch_add(1, Ordering::AcqRel);
         match result {
             Ok(fetched) => {
@@ -543,7 +557,13 @@ impl KeyStore {
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = shutdown.wait_for(|stop| *stop) => return,
             }
-            match self.refresh().await {
+            // A fetch can outlast the shutdown grace (discovery, then the
+            // JWKS, each up to its timeout): stopping wins over it.
+            let refreshed = tokio::select! {
+                refreshed = self.refresh() => refreshed,
+                _ = shutdown.wait_for(|stop| *stop) => return,
+            };
+            match refreshed {
                 Ok(()) => {
                     backoff = self.settings.retry_min;
                     wake = self

@@ -47,11 +47,14 @@ pub struct TokenPolicy {
     pub cache_capacity: usize,
 }
 
-/// What the cache remembers about a verified token.
+/// What the cache remembers about a verified token: enough to tell, on a
+/// hit, whether a fresh check would still pick the same key and pass.
 struct Verdict {
     principal: Arc<Principal>,
     exp: f64,
     issuer: String,
+    kid: Option<String>,
+    alg: Algorithm,
     key: Arc<VerifyingKey>,
 }
 
@@ -173,9 +176,9 @@ impl TokenVerifier {
             return verdict;
         }
         let mut seen = Seen::default();
-        let result = self.verify_uncached(token, &mut seen).await;
-        match &result {
-            Ok((principal, exp, issuer, key)) => {
+        match self.verify_uncached(token, &mut seen).await {
+            Ok(verdict) => {
+                let principal = Arc::clone(&verdict.principal);
                 // `Authenticator::authorize` looks the cache up before it
                 // checks a token's characters, so only b64token strings may
                 // enter it. Every verified compact JWS is one (base64url
@@ -184,21 +187,18 @@ impl TokenVerifier {
                 if let Some(cache) = &self.cache
                     && super::is_b64token(token.as_bytes())
                 {
-                    let verdict = Verdict {
-                        principal: Arc::clone(principal),
-                        exp: *exp,
-                        issuer: issuer.clone(),
-                        key: Arc::clone(key),
-                    };
                     cache.insert(token.as_bytes().into(), Arc::new(verdict));
                 }
+                Ok(principal)
             }
-            Err(err) => tracing::debug!(
-                reason = %err, kid = ?seen.kid, iss = ?seen.iss, sub = ?seen.sub,
-                "token refused"
-            ),
+            Err(err) => {
+                tracing::debug!(
+                    reason = %err, kid = ?seen.kid, iss = ?seen.iss, sub = ?seen.sub,
+                    "token refused"
+                );
+                Err(err)
+            }
         }
-        result.map(|(principal, ..)| principal)
     }
 
     /// The verdict on exactly these bytes, if they were verified before and
@@ -219,15 +219,13 @@ impl TokenVerifier {
         }
         self.issuers
             .get(&verdict.issuer)
-            .is_some_and(|keys| keys.still_vouches_for(&verdict.key))
+            .is_some_and(|keys| {
+                keys.still_vouches_for(verdict.kid.as_deref(), verdict.alg, &verdict.key)
+            })
             .then(|| Ok(Arc::clone(&verdict.principal)))
     }
 
-    async fn verify_uncached(
-        &self,
-        token: &str,
-        seen: &mut Seen,
-    ) -> Result<(Arc<Principal>, f64, String, Arc<VerifyingKey>), AuthError> {
+    async fn verify_uncached(&self, token: &str, seen: &mut Seen) -> Result<Verdict, AuthError> {
         let mut parts = token.split('.');
         let (Some(header_b64), Some(claims_b64), Some(signature), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -284,7 +282,14 @@ impl TokenVerifier {
             return Err(reject(Rejection::SignatureInvalid));
         }
         let (principal, exp) = self.check_claims(&claims)?;
-        Ok((Arc::new(principal), exp, issuer.to_owned(), key))
+        Ok(Verdict {
+            principal: Arc::new(principal),
+            exp,
+            issuer: issuer.to_owned(),
+            kid: kid.map(str::to_owned),
+            alg,
+            key,
+        })
     }
 
     fn check_claims(&self, claims: &Map<String, Value>) -> Result<(Principal, f64), AuthError> {
@@ -323,9 +328,13 @@ impl TokenVerifier {
             Some(Value::String(id)) if !id.is_empty() => id.clone(),
             _ => subject.clone(),
         };
-        // The identity becomes rows' user_id, which batch items may set
-        // only up to this length; replies are sized on that bound.
-        if identity.is_empty() || identity.chars().count() > crate::domain::MAX_USER_ID_CHARS {
+        // The identity becomes rows' user_id, held to the rules batch items
+        // meet: a length replies are sized on, and no control characters
+        // (PostgreSQL text cannot hold a NUL, and SQLite would store it).
+        if identity.is_empty()
+            || identity.chars().count() > crate::domain::MAX_USER_ID_CHARS
+            || identity.chars().any(char::is_control)
+        {
             return Err(malformed());
         }
         let mut scopes = Vec::new();

@@ -606,6 +606,22 @@ fn cases(issuer: &TestIssuer, attacker: &SigningKey, other_tenant: &TestIssuer) 
             bearer(with_claims(json!({EMAIL_CLAIM: null}))),
             Allowed,
         ),
+        // The identity becomes rows' user_id, and PostgreSQL text cannot
+        // hold a NUL: refused on every backend alike.
+        case(
+            "an identity with a NUL",
+            bearer(with_claims(
+                json!({EMAIL_CLAIM: "alice\u{0}@exampleco.com"}),
+            )),
+            Invalid("malformed"),
+        ),
+        case(
+            "a subject with a line break, as the identity",
+            bearer(with_claims(
+                json!({EMAIL_CLAIM: null, "sub": "auth0|alice\nroot"}),
+            )),
+            Invalid("malformed"),
+        ),
     ]
 }
 

@@ -219,6 +219,40 @@ async fn starting_without_an_issuer_or_audience_is_a_clear_error_that_says_how_t
 }
 
 #[tokio::test]
+async fn the_dev_issuer_refuses_to_start_beside_a_real_one() {
+    use clap::Parser;
+    let cli = timesheets::config::Cli::try_parse_from([
+        "timesheets",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--dev",
+        "--dev-key-file",
+        &std::env::temp_dir()
+            .join(format!("ts-dev-{}.pem", uuid::Uuid::now_v7().simple()))
+            .display()
+            .to_string(),
+        "--issuer",
+        "https://tenant.auth0.com/",
+        "--audience",
+        AUDIENCE,
+    ])
+    .expect("parses");
+    let timesheets::config::Command::Serve(config) = cli.command else {
+        unreachable!("serve")
+    };
+    let err = timesheets::App::build(config)
+        .await
+        .err()
+        .expect("refused: anyone could mint tokens for the tenant's audience");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("--dev") && message.contains("--issuer"),
+        "{message}"
+    );
+}
+
+#[tokio::test]
 async fn keys_are_found_through_openid_discovery_when_no_jwks_uri_is_given() {
     let issuer = TestIssuer::start().await;
     issuer.serve_keys_only_via_discovery();

@@ -382,6 +382,87 @@ async fn the_refresher_keeps_retrying_with_backoff_while_the_provider_is_down() 
     refresher.await.expect("refresher stopped cleanly");
 }
 
+#[tokio::test(start_paused = true)]
+async fn the_refresher_stops_at_shutdown_even_in_the_middle_of_a_hanging_fetch() {
+    let source = Scripted::new(&[&key()]);
+    source.set_mode(Mode::Hang);
+    let keys = store(&source);
+    let (stop, stopped) = watch::channel(false);
+    let refresher = tokio::spawn(Arc::clone(&keys).run_refresher(stopped));
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    assert_eq!(source.fetches(), 1, "the fetch is under way, and hangs");
+    stop.send(true).expect("refresher listening");
+    tokio::time::timeout(Duration::from_secs(1), refresher)
+        .await
+        .expect("stopped without waiting for the fetch")
+        .expect("stopped cleanly");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_key_rotated_in_while_the_provider_is_down_is_unavailable_not_unknown() {
+    let (old, new) = (key(), key());
+    let source = Scripted::new(&[&old]);
+    let keys = store(&source);
+    keys.refresh().await.expect("initial fetch");
+    source.set_mode(Mode::Down);
+    source.publish(&new);
+    // The provider cannot be asked about the new kid: the token may well be
+    // valid, so the caller is told to retry, not that its token is bad,
+    // and so is every caller until a fetch succeeds.
+    for _ in 0..2 {
+        let err = keys
+            .key_for(Some(new.kid()), RS256)
+            .await
+            .expect_err("provider down");
+        assert_eq!(err, AuthError::KeysUnavailable);
+    }
+    assert_eq!(source.fetches(), 2, "one refetch, then the cooldown");
+    keys.key_for(Some(old.kid()), RS256)
+        .await
+        .expect("known keys still verify");
+    source.set_mode(Mode::Up);
+    tokio::time::advance(Duration::from_secs(30)).await;
+    keys.key_for(Some(new.kid()), RS256)
+        .await
+        .expect("found once the provider answers");
+    // With the provider answering, a kid it does not publish is unknown.
+    let err = keys
+        .key_for(Some("never-published"), RS256)
+        .await
+        .expect_err("unknown");
+    assert_eq!(err, AuthError::InvalidToken(Rejection::UnknownSigningKey));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cached_verdict_ends_when_a_kidless_tokens_key_is_no_longer_the_only_one() {
+    let signing = key();
+    let source = Scripted::new(&[&signing]);
+    let keys = store(&source);
+    keys.refresh().await.expect("initial fetch");
+    let verifier = verifier(&keys);
+    let claims = crate::dev::DevClaims {
+        issuer: ISSUER,
+        audience: "https://api.example/",
+        subject: "auth0|1",
+        identity_claim: "email",
+        email: Some("alice@exampleco.com"),
+        scopes: &["read:timesheets"],
+        expires_in: 3600,
+    };
+    let token = signing
+        .sign_raw(&serde_json::json!({"alg": "RS256"}), &claims.to_json())
+        .expect("sign");
+    verifier.verify(&token).await.expect("the only key fits");
+    assert_eq!(cached(&verifier, &token), Some(true));
+    // A second key makes a kid-less token ambiguous: a fresh check refuses
+    // it, so the remembered verdict must not outlive that.
+    source.publish(&key());
+    keys.refresh().await.expect("refresh");
+    assert_eq!(cached(&verifier, &token), None);
+    let err = verifier.verify(&token).await.expect_err("ambiguous");
+    assert_eq!(err, AuthError::InvalidToken(Rejection::UnknownSigningKey));
+}
+
 #[test]
 fn algorithm_names_are_exact_and_asymmetric_only() {
     assert_eq!(parse_algorithm("RS256"), Some(Algorithm::RS256));
