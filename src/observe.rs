@@ -241,7 +241,15 @@ where
         // Spent on arrival: answered below without doing any work, and so
         // counted there, since the call never reaches its own metrics.
         let mut spent = None;
+        let mut limit = budget;
         match budget {
+            // A JSON call's method is known only once the transcoder has
+            // routed it: it goes on, its deadline already passed, and the
+            // metrics layer answers it before any work and counts it.
+            Some(Duration::ZERO) if protocol == Protocol::Json => {
+                request.extensions_mut().insert(Deadline(started));
+                limit = None;
+            }
             Some(Duration::ZERO) => {
                 spent = service_method(request.uri().path())
                     .map(|rpc| admission.metrics.call_key(rpc, protocol));
@@ -284,7 +292,7 @@ where
                 }
             };
             let call = async {
-                match budget {
+                match limit {
                     Some(Duration::ZERO) => {
                         if let Some(call) = spent {
                             let code = Code::DeadlineExceeded;
@@ -456,15 +464,15 @@ where
             }
             let Ok(mut response) = inner.call(request).await;
             resource_exhausted_for_oversized_messages(&mut response);
+            let body_failed = body_read.as_ref().is_some_and(BodyRead::failed);
+            if !body_failed {
+                invalid_argument_for_undecodable_grpc_web_text(&mut response);
+            }
             let code = match reply_code(&response) {
                 // What tonic (UNKNOWN) and tonic-web (INTERNAL) answer when
                 // the request body stopped arriving: the client went away
                 // mid-request, or broke its framing, and no answer reaches it.
-                Code::Unknown | Code::Internal
-                    if body_read.as_ref().is_some_and(BodyRead::failed) =>
-                {
-                    Code::Cancelled
-                }
+                Code::Unknown | Code::Internal if body_failed => Code::Cancelled,
                 code => code,
             };
             if let Some(refusal) = response.extensions().get::<AuthError>() {
@@ -592,6 +600,24 @@ fn resource_exhausted_for_oversized_messages<B>(response: &mut Response<B>) {
         response
             .headers_mut()
             .insert(GRPC_STATUS, HeaderValue::from_static("8"));
+    }
+}
+
+/// tonic-web answers a gRPC-Web request body it cannot decode (not
+/// base64, cut short mid-quantum, trailers in a text body) with INTERNAL,
+/// prefixed "tonic-web:". The body arrived whole (a failed read is told
+/// apart before this is called), so the fault is the client's framing:
+/// INVALID_ARGUMENT, not a server error that clients retry and alerts page on.
+fn invalid_argument_for_undecodable_grpc_web_text<B>(response: &mut Response<B>) {
+    let headers = response.headers();
+    let internal = headers.get(GRPC_STATUS).is_some_and(|v| v == "13");
+    let from_tonic_web = headers
+        .get(GRPC_MESSAGE)
+        .is_some_and(|m| m.as_bytes().starts_with(b"tonic-web:"));
+    if internal && from_tonic_web {
+        response
+            .headers_mut()
+            .insert(GRPC_STATUS, HeaderValue::from_static("3"));
     }
 }
 

@@ -6,11 +6,17 @@
 //! own service, not a router layer: a layer per route costs another boxed
 //! service clone and future on every call (3k instructions, measured), this
 //! one a header check.
+//!
+//! tonic-web knows its four content types by their exact spelling, while a
+//! media type may come in any case and with parameters (RFC 9110 §8.3.1):
+//! such a gRPC-Web request is handed on under the spelling tonic-web knows,
+//! or its base64 body would reach tonic undecoded.
 
 use std::task::{Context, Poll};
 
 use axum::response::Response;
 use futures::future::{Either, MapOk, Ready, TryFutureExt as _, ready};
+use http::{HeaderValue, header};
 use tonic::server::NamedService;
 use tower::Service;
 
@@ -42,8 +48,17 @@ where
         self.0.poll_ready(cx)
     }
 
-    fn call(&mut self, request: http::Request<ReqBody>) -> Self::Future {
-        if Protocol::of_request(&request) == Protocol::Json {
+    fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
+        let protocol = Protocol::of_request(&request);
+        if protocol == Protocol::GrpcWeb
+            && let Some(known) = request
+                .headers()
+                .get(header::CONTENT_TYPE)
+                .and_then(tonic_web_spelling)
+        {
+            request.headers_mut().insert(header::CONTENT_TYPE, known);
+        }
+        if protocol == Protocol::Json {
             return Either::Left(ready(Ok(transcode::error_response(
                 tonic::Code::InvalidArgument,
                 "this path serves gRPC and gRPC-Web (content-type application/grpc or \
@@ -54,5 +69,50 @@ where
         let into_axum: fn(http::Response<ResBody>) -> Response =
             |response| response.map(axum::body::Body::new);
         Either::Right(self.0.call(request).map_ok(into_axum))
+    }
+}
+
+/// The gRPC-Web content types tonic-web recognises, as it spells them.
+const TONIC_WEB_CONTENT_TYPES: [&str; 4] = [
+    "application/grpc-web",
+    "application/grpc-web+proto",
+    "application/grpc-web-text",
+    "application/grpc-web-text+proto",
+];
+
+/// tonic-web's spelling of `content_type`, when it names one of its types
+/// in another case or with parameters; `None` when it is already spelled
+/// so, or names none of them.
+fn tonic_web_spelling(content_type: &HeaderValue) -> Option<HeaderValue> {
+    let essence = content_type.to_str().ok()?.split(';').next()?.trim();
+    TONIC_WEB_CONTENT_TYPES
+        .into_iter()
+        .find(|known| known.eq_ignore_ascii_case(essence))
+        .filter(|known| content_type != known)
+        .map(HeaderValue::from_static)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn grpc_web_content_types_are_respelled_only_when_tonic_web_would_miss_them() {
+        let respelled = |value: &'static str| {
+            tonic_web_spelling(&HeaderValue::from_static(value))
+                .map(|v| v.to_str().map(str::to_owned).unwrap_or_default())
+        };
+        assert_eq!(respelled("application/grpc-web"), None);
+        assert_eq!(respelled("application/grpc-web-text+proto"), None);
+        assert_eq!(
+            respelled("APPLICATION/GRPC-WEB-TEXT").as_deref(),
+            Some("application/grpc-web-text")
+        );
+        assert_eq!(
+            respelled("application/grpc-web+proto; charset=utf-8").as_deref(),
+            Some("application/grpc-web+proto")
+        );
+        // Not one of tonic-web's: left for it to refuse.
+        assert_eq!(respelled("application/grpc-web+json"), None);
     }
 }

@@ -60,14 +60,17 @@ pub(crate) enum TranscodeError {
     #[error("reading the request body: {0}")]
     BodyUnreadable(String),
     /// The gRPC method answered with a non-OK status → [`http_status`] of
-    /// its code, its message and details as sent, and its RFC 6750
-    /// challenge on 401/403.
+    /// its code, its message and details as sent, its RFC 6750 challenge on
+    /// 401/403, and its `retry-after` in seconds (the rate limiter's, on
+    /// 429; kept as a number, since the variant's size is every
+    /// transcoding result's).
     #[error("{code:?}: {message}")]
     Grpc {
         code: Code,
         message: String,
         details: Bytes,
         challenge: Option<HeaderValue>,
+        retry_after: Option<u32>,
     },
     /// The transcoder itself failed (a reply it cannot decode, an encoding
     /// error) → 500 INTERNAL; logged, and the client sees "internal error".
@@ -217,6 +220,7 @@ impl ErrorRenderer {
                 message,
                 details,
                 challenge,
+                ..
             } => {
                 let details = tonic_types::pb::Status::decode(details.as_ref()).map(|s| s.details);
                 // RFC 6750 §3.1: a malformed credential is an `invalid_request`,
@@ -255,6 +259,15 @@ impl ErrorRenderer {
             tracing::error!(%err, "serializing error details");
             serde_json::to_vec(&envelope(&[])).unwrap_or_default()
         });
+        // The service's own advice first; any 503 gets the default.
+        let retry_after = match &error {
+            TranscodeError::Grpc { retry_after, .. } => retry_after.map(HeaderValue::from),
+            _ => None,
+        }
+        .or_else(|| {
+            (status == StatusCode::SERVICE_UNAVAILABLE)
+                .then(|| HeaderValue::from_static(RETRY_AFTER_SECONDS))
+        });
         let mut response = Response::new(axum::body::Body::from(bytes));
         *response.status_mut() = status;
         let headers = response.headers_mut();
@@ -280,11 +293,8 @@ impl ErrorRenderer {
             }
             _ => {}
         }
-        if status == StatusCode::SERVICE_UNAVAILABLE {
-            headers.insert(
-                header::RETRY_AFTER,
-                HeaderValue::from_static(RETRY_AFTER_SECONDS),
-            );
+        if let Some(after) = retry_after {
+            headers.insert(header::RETRY_AFTER, after);
         }
         response
     }

@@ -2,9 +2,10 @@
 //! a fixed order: body, then path variables (which win over the body, as in
 //! grpc-gateway), then query parameters, then the `Idempotency-Key` header.
 
-use std::collections::HashSet;
+use std::{borrow::Cow, collections::HashSet};
 
 use http::HeaderMap;
+use percent_encoding::percent_decode_str;
 use prost::Message as _;
 use prost_reflect::{
     DeserializeOptions, DynamicMessage, FieldDescriptor, Kind, ReflectMessage as _, Value,
@@ -71,9 +72,9 @@ fn build(
             });
         }
         (BodyTarget::Whole, false) => json::read_message(input, None, body, options)
-            .map_err(|err| json_error(err, headers))?,
+            .map_err(|err| json_error(err, body, headers))?,
         (BodyTarget::Field(field), false) => json::read_message(input, Some(field), body, options)
-            .map_err(|err| json_error(err, headers))?,
+            .map_err(|err| json_error(err, body, headers))?,
     };
     for (chain, capture) in binding.path_fields.iter().zip(captures) {
         let dotted = dotted(chain);
@@ -95,9 +96,16 @@ fn build(
     Ok(message)
 }
 
-/// A parser error, with serde_json's line and column, as a 400.
-fn json_error(err: serde_json::Error, headers: &HeaderMap) -> TranscodeError {
-    let not_json = err.is_syntax() || err.is_eof();
+/// A parser error, with serde_json's line and column, as a 400; or a 415
+/// for a body that is not JSON at all under a content type that says so.
+fn json_error(err: serde_json::Error, body: &[u8], headers: &HeaderMap) -> TranscodeError {
+    // serde_json files an out-of-range number or a trailing comma under
+    // syntax too: a body that opens like JSON is JSON with a mistake.
+    let opens_like_json = body
+        .iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_some_and(|b| matches!(b, b'{' | b'['));
+    let not_json = (err.is_syntax() || err.is_eof()) && !opens_like_json;
     let declared = headers
         .get(http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -159,7 +167,8 @@ fn apply_query(
     query: &str,
 ) -> Result<(), TranscodeError> {
     let mut seen: HashSet<Vec<u32>> = HashSet::new();
-    for (key, text) in url::form_urlencoded::parse(query.as_bytes()) {
+    for pair in query_pairs(query) {
+        let (key, text) = pair?;
         let chain = resolve_query_key(binding, &key)?;
         let numbers: Vec<u32> = chain.iter().map(FieldDescriptor::number).collect();
         if binding.path_fields.iter().any(|bound| {
@@ -194,6 +203,43 @@ fn apply_query(
         }
     }
     Ok(())
+}
+
+/// The `application/x-www-form-urlencoded` pairs of a query. The url
+/// crate's parser replaces escapes that decode to invalid UTF-8 with U+FFFD,
+/// so a filter would quietly match nothing and distinct idempotency keys
+/// would become one; here they are a 400, as they are in the path.
+fn query_pairs(
+    query: &str,
+) -> impl Iterator<Item = Result<(Cow<'_, str>, Cow<'_, str>), TranscodeError>> {
+    fn decode(part: &str) -> Result<Cow<'_, str>, std::str::Utf8Error> {
+        if part.contains('+') {
+            let spaced = part.replace('+', " ");
+            let decoded = percent_decode_str(&spaced).decode_utf8()?.into_owned();
+            Ok(Cow::Owned(decoded))
+        } else {
+            percent_decode_str(part).decode_utf8()
+        }
+    }
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
+            let key = decode(key).map_err(|_| {
+                TranscodeError::invalid(
+                    key,
+                    format!("query parameter {key} is not UTF-8 once percent-decoded"),
+                )
+            })?;
+            let value = decode(value).map_err(|_| {
+                TranscodeError::invalid(
+                    &*key,
+                    format!("query parameter {key} is not UTF-8 once percent-decoded"),
+                )
+            })?;
+            Ok((key, value))
+        })
 }
 
 /// Resolves `a.b.c`, each part by proto name or lowerCamelCase JSON name.

@@ -47,6 +47,7 @@ pub(crate) async fn read_reply(
             message: format!("the gRPC service answered HTTP {}", parts.status),
             details: Bytes::new(),
             challenge: None,
+            retry_after: None,
         });
     }
     let collected = match body.collect().await {
@@ -60,6 +61,10 @@ pub(crate) async fn read_reply(
                     .metadata()
                     .get("www-authenticate")
                     .and_then(|v| v.to_str().ok()?.parse().ok()),
+                retry_after: status
+                    .metadata()
+                    .get("retry-after")
+                    .and_then(|v| v.to_str().ok()?.trim().parse().ok()),
             });
         }
     };
@@ -99,11 +104,17 @@ fn failure(headers: &HeaderMap, fallback: &HeaderMap) -> Option<TranscodeError> 
         .get(header::WWW_AUTHENTICATE)
         .or_else(|| fallback.get(header::WWW_AUTHENTICATE))
         .cloned();
+    // Delay-seconds, the only form gRPC services here send (RFC 9110 §10.2.3).
+    let retry_after = headers
+        .get(header::RETRY_AFTER)
+        .or_else(|| fallback.get(header::RETRY_AFTER))
+        .and_then(|v| v.to_str().ok()?.trim().parse().ok());
     Some(TranscodeError::Grpc {
         code,
         message,
         details,
         challenge,
+        retry_after,
     })
 }
 
@@ -203,16 +214,16 @@ fn string_field(payload: &[u8], field: &FieldDescriptor) -> Option<String> {
 /// kept, because page tokens are only valid with the same filters.
 fn next_link(binding: &Binding, payload: &[u8], uri: &Uri) -> Option<HeaderValue> {
     let body_field = binding.response_body.as_ref()?;
-    if body_field.name() == NEXT_PAGE_TOKEN
-        || binding.rpc.input().get_field_by_name(PAGE_TOKEN).is_none()
-    {
+    if body_field.name() == NEXT_PAGE_TOKEN {
         return None;
     }
+    let page_token = binding.rpc.input().get_field_by_name(PAGE_TOKEN)?;
     let field = binding.rpc.output().get_field_by_name(NEXT_PAGE_TOKEN)?;
     let token = string_field(payload, &field)?;
     let mut query = url::form_urlencoded::Serializer::new(String::new());
     for (key, value) in url::form_urlencoded::parse(uri.query().unwrap_or_default().as_bytes()) {
-        if key != PAGE_TOKEN {
+        // The request may name the token by either of its names.
+        if key != page_token.name() && key != page_token.json_name() {
             query.append_pair(&key, &value);
         }
     }

@@ -42,7 +42,7 @@ async fn call(
     content_type: &str,
     token: Option<&str>,
 ) -> (StatusCode, header::HeaderMap, Vec<Vec<u8>>, String) {
-    let text = content_type.contains("text");
+    let text = content_type.to_ascii_lowercase().contains("text");
     let body = frame(&ListTimesheetsRequest::default());
     let body = if text {
         STANDARD.encode(&body).into_bytes()
@@ -52,7 +52,15 @@ async fn call(
     let mut request = client
         .post(app.url(LIST))
         .header(header::CONTENT_TYPE, content_type)
-        .header(header::ACCEPT, content_type)
+        // tonic-web picks the reply's encoding from an exact `Accept`.
+        .header(
+            header::ACCEPT,
+            if text {
+                "application/grpc-web-text"
+            } else {
+                "application/grpc-web"
+            },
+        )
         .header("x-grpc-web", "1")
         .header(header::ORIGIN, "http://spa.example")
         .body(body);
@@ -93,6 +101,18 @@ on_both_backends! {
                 assert!(trailers.contains("grpc-status:0"), "{content_type} over {label}: {trailers:?}");
                 let reply = ListTimesheetsResponse::decode(data.first().expect("a message").as_slice()).expect("decodes");
                 assert_eq!(reply.timesheets.len(), 1, "{content_type} over {label}");
+            }
+        }
+    }
+
+    async fn grpc_web_content_types_are_read_in_any_case_and_with_parameters(app: &TestApp) {
+        let token = app.token("alice@exampleco.com", EMPLOYEE);
+        for content_type in ["APPLICATION/GRPC-WEB-TEXT", "application/grpc-web-text; charset=utf-8", "Application/gRPC-Web+proto"] {
+            for (label, client) in [("HTTP/1.1", app.http()), ("HTTP/2", app.h2())] {
+                let (status, _, data, trailers) = call(app, client, content_type, Some(&token)).await;
+                assert_eq!(status, StatusCode::OK, "{content_type} over {label}");
+                assert!(trailers.contains("grpc-status:0"), "{content_type} over {label}: {trailers:?}");
+                ListTimesheetsResponse::decode(data.first().expect("a message").as_slice()).expect("decodes");
             }
         }
     }

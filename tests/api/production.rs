@@ -177,6 +177,7 @@ on_both_backends! {
         assert_eq!(body["error"]["status"], "DEADLINE_EXCEEDED");
         let listed = app.employee("alice@exampleco.com").list_timesheets(ListTimesheetsRequest::default()).await.expect("list").into_inner();
         assert!(listed.timesheets.is_empty(), "nothing was stored");
+        assert_eq!(calls_counted(app, "CreateTimesheet", "json", "DEADLINE_EXCEEDED").await, 1, "counted as on gRPC");
     }
 }
 
@@ -466,6 +467,13 @@ async fn a_caller_over_its_rate_limit_is_refused_and_others_are_not() {
     }
     let status = refused.expect("a burst beyond 3 calls is refused");
     assert_eq!(status.code(), Code::ResourceExhausted);
+    assert_eq!(
+        status
+            .metadata()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()),
+        Some("1")
+    );
     let token = app.token("alice@exampleco.com", EMPLOYEE);
     let over_http = app
         .http()
@@ -478,6 +486,11 @@ async fn a_caller_over_its_rate_limit_is_refused_and_others_are_not() {
         over_http.status(),
         StatusCode::TOO_MANY_REQUESTS,
         "the same limit on every protocol"
+    );
+    assert_eq!(
+        header_value(&over_http, "retry-after"),
+        Some("1"),
+        "and the same advice on when to retry"
     );
     app.employee("bob@exampleco.com")
         .list_timesheets(ListTimesheetsRequest::default())
@@ -1055,6 +1068,43 @@ async fn a_call_whose_deadline_is_spent_on_arrival_does_no_work_and_is_counted()
     );
     assert_eq!(
         calls_counted(&app, "CreateTimesheet", "grpc", "UNAUTHENTICATED").await,
+        0
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_grpc_web_text_body_that_does_not_decode_is_the_clients_mistake_not_a_server_error() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let token = app.token("alice@exampleco.com", EMPLOYEE);
+    for (what, body) in [("not base64", "!!!!"), ("cut short mid-quantum", "AAAAAA")] {
+        let response = app
+            .http()
+            .post(app.url("/timesheets.v1.TimesheetService/ListTimesheets"))
+            .bearer_auth(&token)
+            .header(header::CONTENT_TYPE, "application/grpc-web-text")
+            .header(header::ACCEPT, "application/grpc-web-text")
+            .body(body)
+            .send()
+            .await
+            .expect("send");
+        assert_eq!(response.status(), StatusCode::OK, "{what}");
+        // A trailers-only answer: the status is in the headers.
+        assert_eq!(
+            header_value(&response, "grpc-status"),
+            Some("3"),
+            "{what}: {:?}",
+            response.headers()
+        );
+    }
+    assert_eq!(
+        calls_counted(&app, "ListTimesheets", "grpc-web", "INVALID_ARGUMENT").await,
+        2
+    );
+    assert_eq!(
+        calls_counted(&app, "ListTimesheets", "grpc-web", "INTERNAL").await,
         0
     );
     app.shutdown().await;

@@ -102,6 +102,18 @@ on_both_backends! {
         let second = second.as_array().expect("array").clone();
         assert_eq!(second.len(), 2);
         assert!(first.iter().all(|t| !second.contains(t)));
+        // Query parameters may use the JSON names; the link replaces the
+        // token under either name, so following it asks for it once.
+        let token_param = next.split("page_token=").nth(1).expect("token").split('&').next().expect("token");
+        let (status, headers, camel) = body(app.http().get(app.url(&format!("/timesheets?pageSize=2&pageToken={token_param}"))).bearer_auth(&token).send().await.expect("camelCase")).await;
+        assert_eq!(status, StatusCode::OK, "{camel}");
+        assert_eq!(camel.as_array().expect("array"), &second);
+        let link = headers.get(header::LINK).and_then(|v| v.to_str().ok()).expect("Link header").to_owned();
+        let third = link.trim_start_matches('<').split('>').next().expect("target");
+        assert!(!third.contains("pageToken="), "{third}");
+        let (status, _, third) = body(app.http().get(app.url(third)).bearer_auth(&token).send().await.expect("third")).await;
+        assert_eq!(status, StatusCode::OK, "{third}");
+        assert_eq!(third.as_array().map(Vec::len), Some(1));
         // The /v1 binding keeps the full response message.
         let (_, _, v1) = body(app.http().get(app.url("/v1/timesheets?page_size=2")).bearer_auth(&token).send().await.expect("v1")).await;
         assert_eq!(v1["timesheets"].as_array().map(Vec::len), Some(2));
@@ -180,6 +192,8 @@ on_both_backends! {
             Row { description: "a NUL in a deleted id", request: http.delete(app.url("/v1/timesheets/a%00b")).bearer_auth(&token), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
             Row { description: "a NUL in an approved id", request: http.put(app.url("/approvals/a%00b")).bearer_auth(&manager), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
             Row { description: "a NUL in a filter", request: http.get(app.url("/v1/timesheets?project=a%00b")).bearer_auth(&token), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
+            Row { description: "a filter that is not UTF-8", request: http.get(app.url("/v1/timesheets?project=%FF")).bearer_auth(&token), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
+            Row { description: "broken JSON labelled as a form", request: http.post(app.url("/timesheets")).bearer_auth(&token).header(header::CONTENT_TYPE, "application/x-www-form-urlencoded").body(r#"{"date": "2026-11-27", "project": "W", "hours": 1e999}"#), status: StatusCode::BAD_REQUEST, grpc: "INVALID_ARGUMENT" },
         ];
         for row in rows {
             let (status, headers, error) = body(row.request.send().await.expect(row.description)).await;
@@ -196,8 +210,9 @@ on_both_backends! {
                 "a form body" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("application/x-www-form-urlencoded")), "{error}"),
                 "a field given twice" | "a field under both its names" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("more than once")), "{error}"),
                 "unknown JSON field" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("colour")), "{error}"),
-                "a NUL in an id" | "a NUL in a deleted id" | "a NUL in an approved id" | "a NUL in a filter" => {
-                    let field = if row.description == "a NUL in a filter" { "project" } else { "id" };
+                "broken JSON labelled as a form" => assert!(error["error"]["message"].as_str().is_some_and(|m| m.contains("invalid JSON body")), "{error}"),
+                "a NUL in an id" | "a NUL in a deleted id" | "a NUL in an approved id" | "a NUL in a filter" | "a filter that is not UTF-8" => {
+                    let field = if row.description.contains("filter") { "project" } else { "id" };
                     assert_eq!(error["error"]["details"][0]["field_violations"][0]["field"], field, "{error}");
                 }
                 "validation failure" => {
