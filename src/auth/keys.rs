@@ -15,7 +15,6 @@
 //! paused time and a scripted provider.
 
 use std::{
-    collections::HashMap,
     sync::{
         Arc, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
@@ -286,7 +285,9 @@ pub trait JwksSource: Send + Sync + 'static {
 
 #[derive(Default)]
 struct KeySet {
-    by_kid: HashMap<String, Arc<VerifyingKey>>,
+    /// Looked up on every verdict-cache hit; built from the provider's
+    /// JWKS, never from callers, so a fast hasher is safe here.
+    by_kid: foldhash::HashMap<String, Arc<VerifyingKey>>,
     all: Vec<Arc<VerifyingKey>>,
 }
 

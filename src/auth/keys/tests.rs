@@ -2,6 +2,7 @@
 //! the HTTP source against a loopback JWKS endpoint.
 
 use std::{
+    collections::HashMap,
     net::SocketAddr,
     sync::{Mutex, atomic::AtomicUsize},
 };
