@@ -198,20 +198,24 @@ async fn an_identity_provider_that_is_down_with_nothing_cached_makes_calls_unava
     app.shutdown().await;
 }
 
-#[tokio::test]
-async fn starting_without_an_issuer_or_audience_is_a_clear_error_that_says_how_to_fix_it() {
+/// The error `App::build` gives for `serve` with `args`, which must refuse.
+async fn refused_to_start(args: &[&str]) -> String {
     use clap::Parser;
-    let cli =
-        timesheets::config::Cli::try_parse_from(["timesheets", "serve", "--listen", "127.0.0.1:0"])
-            .expect("parses");
+    let argv = ["timesheets", "serve", "--listen", "127.0.0.1:0"];
+    let cli = timesheets::config::Cli::try_parse_from(argv.iter().chain(args)).expect("parses");
     let timesheets::config::Command::Serve(config) = cli.command else {
         unreachable!("serve")
     };
     let err = timesheets::App::build(config)
         .await
         .err()
-        .expect("refused without an issuer");
-    let message = format!("{err:#}");
+        .expect("refused to start");
+    format!("{err:#}")
+}
+
+#[tokio::test]
+async fn starting_without_an_issuer_or_audience_is_a_clear_error_that_says_how_to_fix_it() {
+    let message = refused_to_start(&[]).await;
     assert!(
         message.contains("--issuer") && message.contains("--audience") && message.contains("--dev"),
         "{message}"
@@ -220,32 +224,20 @@ async fn starting_without_an_issuer_or_audience_is_a_clear_error_that_says_how_t
 
 #[tokio::test]
 async fn the_dev_issuer_refuses_to_start_beside_a_real_one() {
-    use clap::Parser;
-    let cli = timesheets::config::Cli::try_parse_from([
-        "timesheets",
-        "serve",
-        "--listen",
-        "127.0.0.1:0",
+    // Anyone could mint tokens for the tenant's audience.
+    let key = std::env::temp_dir().join(format!("ts-dev-{}.pem", uuid::Uuid::now_v7().simple()));
+    let key = key.display().to_string();
+    let message = refused_to_start(&[
         "--dev",
         "--dev-key-file",
-        &std::env::temp_dir()
-            .join(format!("ts-dev-{}.pem", uuid::Uuid::now_v7().simple()))
-            .display()
-            .to_string(),
+        &key,
         "--issuer",
         "https://tenant.auth0.com/",
         "--audience",
         AUDIENCE,
     ])
-    .expect("parses");
-    let timesheets::config::Command::Serve(config) = cli.command else {
-        unreachable!("serve")
-    };
-    let err = timesheets::App::build(config)
-        .await
-        .err()
-        .expect("refused: anyone could mint tokens for the tenant's audience");
-    let message = format!("{err:#}");
+    .await;
+    let _ = std::fs::remove_file(&key);
     assert!(
         message.contains("--dev") && message.contains("--issuer"),
         "{message}"

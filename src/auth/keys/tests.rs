@@ -122,9 +122,9 @@ fn token(signing: &SigningKey) -> String {
     token_for(signing, "alice@exampleco.com")
 }
 
-/// A token for [`ISSUER`] naming `email` as the caller.
-fn token_for(signing: &SigningKey, email: &str) -> String {
-    let claims = crate::dev::DevClaims {
+/// Claims for [`ISSUER`] naming `email` as the caller.
+fn claims_for(email: &str) -> serde_json::Value {
+    crate::dev::DevClaims {
         issuer: ISSUER,
         audience: "https://api.example/",
         subject: "auth0|1",
@@ -132,8 +132,13 @@ fn token_for(signing: &SigningKey, email: &str) -> String {
         email: Some(email),
         scopes: &["read:timesheets"],
         expires_in: 3 * 3600,
-    };
-    signing.sign(&claims.to_json()).expect("sign")
+    }
+    .to_json()
+}
+
+/// A token for [`ISSUER`] naming `email` as the caller.
+fn token_for(signing: &SigningKey, email: &str) -> String {
+    signing.sign(&claims_for(email)).expect("sign")
 }
 
 /// What the verdict cache answers for `token`: `Some(true)` a pass,
@@ -441,17 +446,9 @@ async fn a_cached_verdict_ends_when_a_kidless_tokens_key_is_no_longer_the_only_o
     let keys = store(&source);
     keys.refresh().await.expect("initial fetch");
     let verifier = verifier(&keys);
-    let claims = crate::dev::DevClaims {
-        issuer: ISSUER,
-        audience: "https://api.example/",
-        subject: "auth0|1",
-        identity_claim: "email",
-        email: Some("alice@exampleco.com"),
-        scopes: &["read:timesheets"],
-        expires_in: 3600,
-    };
+    let kidless = serde_json::json!({"alg": "RS256"});
     let token = signing
-        .sign_raw(&serde_json::json!({"alg": "RS256"}), &claims.to_json())
+        .sign_raw(&kidless, &claims_for("alice@exampleco.com"))
         .expect("sign");
     verifier.verify(&token).await.expect("the only key fits");
     assert_eq!(cached(&verifier, &token), Some(true));
