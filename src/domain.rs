@@ -150,20 +150,28 @@ impl Notes {
     }
 }
 
-/// The owner named by an importer: 1 to 320 characters, no control characters.
+/// The owner named by an importer, trimmed: see [`check_user_id`].
 pub fn parse_user_id(input: &str) -> Result<String, String> {
     let trimmed = input.trim();
-    let chars = trimmed.chars().count();
+    check_user_id(trimmed)?;
+    Ok(trimmed.to_owned())
+}
+
+/// What every row's user_id meets, whether an importer names it or a
+/// token's identity claim does: 1 to 320 characters (replies are sized on
+/// that bound), no control characters (PostgreSQL text cannot hold a NUL).
+pub fn check_user_id(id: &str) -> Result<(), String> {
+    let chars = id.chars().count();
     if chars == 0 {
         return Err("is required for uploads".into());
     }
     if chars > MAX_USER_ID_CHARS {
         return Err(format!("must be at most {MAX_USER_ID_CHARS} characters"));
     }
-    if trimmed.chars().any(char::is_control) {
+    if id.chars().any(char::is_control) {
         return Err("must not contain control characters".into());
     }
-    Ok(trimmed.to_owned())
+    Ok(())
 }
 
 /// A timesheet id named by a caller. The server issues 32 hex digits, so

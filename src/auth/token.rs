@@ -329,12 +329,8 @@ impl TokenVerifier {
             _ => subject.clone(),
         };
         // The identity becomes rows' user_id, held to the rules batch items
-        // meet: a length replies are sized on, and no control characters
-        // (PostgreSQL text cannot hold a NUL, and SQLite would store it).
-        if identity.is_empty()
-            || identity.chars().count() > crate::domain::MAX_USER_ID_CHARS
-            || identity.chars().any(char::is_control)
-        {
+        // meet.
+        if crate::domain::check_user_id(&identity).is_err() {
             return Err(malformed());
         }
         let mut scopes = Vec::new();
