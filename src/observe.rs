@@ -27,7 +27,8 @@ use tracing::{Instrument, field::Empty};
 use crate::{
     auth::AuthError,
     headers::{
-        GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT, Protocol, X_REQUEST_ID, wants_grpc_web_text,
+        GRPC_MESSAGE, GRPC_STATUS, GRPC_TIMEOUT, Protocol, RETRY_AFTER_SECONDS, X_REQUEST_ID,
+        wants_grpc_web_text,
     },
     metrics::{CallKey, Metrics},
     transcode,
@@ -35,8 +36,6 @@ use crate::{
 
 /// Longest client request id we keep; longer ones are replaced.
 const MAX_REQUEST_ID: usize = 128;
-/// Seconds clients should wait before retrying a shed or draining call.
-const RETRY_AFTER: &str = "1";
 /// The server answers DEADLINE_EXCEEDED a little before the deadline, so
 /// the answer reaches the caller before its own timer fires (tonic reports
 /// a timer expiry, on either side, as CANCELLED). A twentieth of the budget,
@@ -107,9 +106,10 @@ fn reject(
         }
     };
     if matches!(code, Code::Unavailable | Code::ResourceExhausted) {
-        response
-            .headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER));
+        response.headers_mut().insert(
+            header::RETRY_AFTER,
+            HeaderValue::from_static(RETRY_AFTER_SECONDS),
+        );
     }
     response
 }

@@ -17,7 +17,7 @@ use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 use tonic::{Status, body::Body};
 use tower::{Layer, Service};
 
-use crate::auth::Principal;
+use crate::{auth::Principal, headers::RETRY_AFTER_SECONDS};
 
 /// Above this many tracked callers, buckets that have refilled are dropped,
 /// so memory stays bounded however many subjects call.
@@ -84,7 +84,7 @@ where
                 );
                 status.metadata_mut().insert(
                     "retry-after",
-                    tonic::metadata::MetadataValue::from_static("1"),
+                    tonic::metadata::MetadataValue::from_static(RETRY_AFTER_SECONDS),
                 );
                 return Box::pin(async move { Ok(status.into_http()) });
             }

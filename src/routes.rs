@@ -16,7 +16,7 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{auth::Authenticator, metrics::Metrics, storage::Store};
+use crate::{auth::Authenticator, headers::RETRY_AFTER_SECONDS, metrics::Metrics, storage::Store};
 
 const INDEX_HTML: &[u8] = include_bytes!("../web/dist/index.html");
 const APP_JS: &[u8] = include_bytes!("../web/dist/app.js");
@@ -72,7 +72,12 @@ async fn readyz(State(ready): State<Probes>) -> impl IntoResponse {
     if status == StatusCode::OK {
         (status, Json(body)).into_response()
     } else {
-        (status, [(header::RETRY_AFTER, "1")], Json(body)).into_response()
+        (
+            status,
+            [(header::RETRY_AFTER, RETRY_AFTER_SECONDS)],
+            Json(body),
+        )
+            .into_response()
     }
 }
 

@@ -2,10 +2,12 @@
 //!
 //! Anything else would reach tonic, which reads a JSON body as a frame
 //! ("invalid compression flag: 123", INTERNAL) or, over HTTP/1.1, tonic-web's
-//! bare 400; the gRPC HTTP/2 protocol asks for 415. A wrapper in the route's
-//! own service, not a router layer: a layer per route costs another boxed
-//! service clone and future on every call (3k instructions, measured), this
-//! one a header check.
+//! bare 400; the gRPC HTTP/2 protocol asks for 415. Native gRPC over
+//! HTTP/1.1, which cannot carry its trailers, would get that bare 400 too: it
+//! gets a 400 that names what works instead. A wrapper in the route's own
+//! service, not a router layer: a layer per route costs another boxed service
+//! clone and future on every call (3k instructions, measured), this one a
+//! header check.
 //!
 //! tonic-web knows its four content types by their exact spelling, while a
 //! media type may come in any case and with parameters (RFC 9110 §8.3.1):
@@ -64,6 +66,15 @@ where
                 "this path serves gRPC and gRPC-Web (content-type application/grpc or \
                  application/grpc-web); HTTP/JSON is served at the paths in /openapi.json",
                 Some(http::StatusCode::UNSUPPORTED_MEDIA_TYPE),
+            ))));
+        }
+        if protocol == Protocol::Grpc && request.version() < http::Version::HTTP_2 {
+            return Either::Left(ready(Ok(transcode::error_response(
+                tonic::Code::InvalidArgument,
+                "gRPC needs HTTP/2 (h2c with prior knowledge, or h2 over TLS); over HTTP/1.1 \
+                 this path serves gRPC-Web (content-type application/grpc-web), and \
+                 HTTP/JSON is served at the paths in /openapi.json",
+                Some(http::StatusCode::BAD_REQUEST),
             ))));
         }
         let into_axum: fn(http::Response<ResBody>) -> Response =

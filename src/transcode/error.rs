@@ -20,10 +20,8 @@ use serde::{Serialize, Serializer, ser::SerializeSeq};
 use tonic::Code;
 
 use super::json::{JSON_CONTENT_TYPE, WithOptions};
+use crate::headers::RETRY_AFTER_SECONDS;
 
-/// How long a client should wait before retrying an UNAVAILABLE call: the
-/// usual cause is a key fetch or a database reconnect, both quick.
-const RETRY_AFTER_SECONDS: &str = "1";
 /// The type URL prefix every Any built here uses.
 const TYPE_URL_PREFIX: &str = "type.googleapis.com/";
 

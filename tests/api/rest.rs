@@ -331,6 +331,40 @@ async fn json_sent_to_a_grpc_path_is_an_unsupported_media_type() {
     app.shutdown().await;
 }
 
+/// Native gRPC needs HTTP/2: over HTTP/1.1 the caller is told so, and what
+/// it can use instead, not handed tonic-web's empty 400.
+#[tokio::test]
+async fn native_grpc_over_http1_is_told_to_use_http2_or_grpc_web() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let token = app.token("alice@exampleco.com", EMPLOYEE);
+    for path in [
+        "/timesheets.v1.TimesheetService/GetTimesheet",
+        "/grpc.health.v1.Health/Check",
+    ] {
+        let response = app
+            .http()
+            .post(app.url(path))
+            .bearer_auth(&token)
+            .header("content-type", "application/grpc")
+            .body(vec![0u8; 5])
+            .send()
+            .await
+            .expect("send");
+        let (status, headers, error) = body(response).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {error}");
+        assert_eq!(content_type(&headers), JSON, "{path}");
+        assert_eq!(error["error"]["status"], "INVALID_ARGUMENT", "{path}");
+        let message = error["error"]["message"].as_str().unwrap_or_default();
+        assert!(
+            message.contains("HTTP/2") && message.contains("application/grpc-web"),
+            "{path}: {message}"
+        );
+    }
+    app.shutdown().await;
+}
+
 /// HEAD is GET without the body (RFC 9110 §9.3.2), checked the same way.
 #[tokio::test]
 async fn head_answers_what_get_would_without_the_body() {
