@@ -165,9 +165,15 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 }
 
 /// Probes and metrics bypass admission, so an overloaded server can still
-/// be observed and is not killed by its orchestrator for being busy.
+/// be observed and is not killed by its orchestrator for being busy. That
+/// includes the gRPC health check, which Kubernetes' gRPC probes and
+/// grpc-health-probe call; not its Watch, a stream that would hold no
+/// permit for as long as it lasts.
 fn exempt(path: &str) -> bool {
-    matches!(path, "/healthz" | "/readyz" | "/metrics")
+    matches!(
+        path,
+        "/healthz" | "/readyz" | "/metrics" | "/grpc.health.v1.Health/Check"
+    )
 }
 
 impl<S> Service<Request<Body>> for ObserveService<S>
@@ -200,7 +206,7 @@ where
         // and for a call that succeeds that cost (about 6k instructions for
         // these four) buys nothing at info: only the "request finished"
         // line shows them, and it is written at debug, or as a warning for
-        // a 5xx, which records them then. `request_id` stays, so a warning
+        // a server failure, which records them then. `request_id` stays, so a warning
         // from inside the call still names its request; it is shown with
         // Display, since `request_id` only ever holds visible ASCII, and the
         // Debug form's escaping pass cost more than the rest of the span.
@@ -228,7 +234,7 @@ where
                 grpc_code = Empty,
             )
         };
-        // What a 5xx warning records later, when the span lacks it.
+        // What a server failure's warning records later, if the span lacks it.
         let deferred = (!full).then(|| (request.method().clone(), request.uri().clone()));
         let deadline = match (grpc_timeout(request.headers()), protocol) {
             (Some(timeout), _) => Some(timeout),
@@ -245,10 +251,11 @@ where
         match budget {
             // A JSON call's method is known only once the transcoder has
             // routed it: it goes on, its deadline already passed, and the
-            // metrics layer answers it before any work and counts it.
+            // metrics layer answers it before any work and counts it. The
+            // HTTP timeout still bounds it, should any other route take it.
             Some(Duration::ZERO) if protocol == Protocol::Json => {
                 request.extensions_mut().insert(Deadline(started));
-                limit = None;
+                limit = Some(admission.http_timeout);
             }
             Some(Duration::ZERO) => {
                 spent = service_method(request.uri().path())
@@ -321,7 +328,11 @@ where
             let _entered = span.enter();
             let status = response.status().as_u16();
             let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
-            if response.status().is_server_error() {
+            // gRPC failures travel as HTTP 200 with the code in the headers.
+            let failed = response.status().is_server_error()
+                || (protocol != Protocol::Json
+                    && transcode::http_status(reply_code(&response)).is_server_error());
+            if failed {
                 if let Some((method, uri)) = deferred {
                     span.record("method", tracing::field::display(method));
                     span.record("path", uri.path());
@@ -575,8 +586,9 @@ pub fn reply_code<B>(response: &Response<B>) -> Code {
 
 /// Whether the span's call fields (rpc, subject, grpc_code) are worth
 /// recording: only the "request finished" line shows them, and it is
-/// written at debug, or as a warning for a 5xx. Each field costs a
-/// formatting pass, so they are recorded only then.
+/// written at debug, or as a warning for a server failure (a 5xx, or a gRPC
+/// code that maps to one). Each field costs a formatting pass, so they are
+/// recorded only then.
 pub fn logged_in_full(code: Code) -> bool {
     tracing::enabled!(tracing::Level::DEBUG) || transcode::http_status(code).is_server_error()
 }

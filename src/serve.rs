@@ -6,11 +6,22 @@
 //! header-read and idle timeouts), so connections are served with
 //! hyper-util's protocol-sniffing builder directly; the router is the same.
 
-use std::{future::Future, sync::Arc, time::Duration};
+use std::{
+    future::Future,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
 
+use hyper::service::{Service as _, service_fn};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{conn::auto, graceful::GracefulShutdown},
+    server::{
+        conn::auto,
+        graceful::{GracefulShutdown, Watcher},
+    },
     service::TowerToHyperService,
 };
 use tokio::{
@@ -47,6 +58,8 @@ pub struct Transport {
     /// How long an HTTP/1 connection may go without a complete request head:
     /// from the moment it opens, or from the end of the previous response.
     /// This bounds slowloris heads and idle keep-alive connections alike.
+    /// Any connection, HTTP/2 too, that has made no request this long after
+    /// it opened is closed (see [`serve_connection`]).
     pub http1_header_timeout: Duration,
     pub http2_max_concurrent_streams: u32,
     /// How long connections may take to finish once shutdown has begun,
@@ -112,11 +125,11 @@ pub async fn serve(
         let builder = Arc::clone(&builder);
         let service = service.clone();
         let watcher = graceful.watcher();
+        let first_request = transport.http1_header_timeout;
         match &tls {
             None => {
                 connections.spawn(async move {
-                    let conn = builder.serve_connection(TokioIo::new(tcp), service);
-                    log_end(watcher.watch(conn).await);
+                    serve_connection(&builder, tcp, service, watcher, first_request).await;
                 });
             }
             Some(acceptor) => {
@@ -126,8 +139,7 @@ pub async fn serve(
                     let Some(stream) = handshake(&acceptor, tcp, &handshakes).await else {
                         return;
                     };
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    log_end(watcher.watch(conn).await);
+                    serve_connection(&builder, stream, service, watcher, first_request).await;
                 });
             }
         }
@@ -142,6 +154,48 @@ pub async fn serve(
         tracing::warn!("connections still open after the drain timeout; closing them");
     }
     connections.shutdown().await;
+}
+
+/// Serves one connection, and closes it if no request has arrived
+/// `first_request` after it opened.
+///
+/// hyper's HTTP/1 header timer starts only once the connection is known to
+/// be HTTP/1, and hyper-util tells the versions apart by reading up to the
+/// 24-byte HTTP/2 preface with no timer of its own; HTTP/2 keepalive starts
+/// only after the HTTP/2 handshake. So a peer that sends nothing, part of the
+/// preface, or the preface without its SETTINGS would hold its socket for
+/// ever. Counting requests at the service covers all of them, whatever the
+/// protocol turns out to be.
+async fn serve_connection<IO>(
+    builder: &auto::Builder<TokioExecutor>,
+    io: IO,
+    service: TowerToHyperService<axum::Router>,
+    watcher: Watcher,
+    first_request: Duration,
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let requested = Arc::new(AtomicBool::new(false));
+    let counted = {
+        let requested = Arc::clone(&requested);
+        service_fn(move |request| {
+            requested.store(true, Ordering::Relaxed);
+            service.call(request)
+        })
+    };
+    let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), counted));
+    tokio::pin!(conn);
+    let result = tokio::select! {
+        result = &mut conn => result,
+        () = tokio::time::sleep(first_request) => {
+            if !requested.load(Ordering::Relaxed) {
+                tracing::debug!("no request within the header timeout; closing the connection");
+                return;
+            }
+            conn.await
+        }
+    };
+    log_end(result);
 }
 
 async fn handshake<IO>(

@@ -75,7 +75,8 @@ async fn a_json_log_line_names_the_method_protocol_status_latency_hashed_caller_
 }
 
 #[tokio::test]
-async fn at_info_a_5xx_is_logged_as_a_warning_with_the_whole_request_and_a_success_is_not() {
+async fn at_info_a_server_failure_is_logged_as_a_warning_with_the_whole_request_on_every_protocol_and_a_success_is_not()
+ {
     let Some(db) = TestDb::create(Backend::Sqlite).await else {
         return;
     };
@@ -99,6 +100,23 @@ async fn at_info_a_5xx_is_logged_as_a_warning_with_the_whole_request_and_a_succe
         .await
         .expect("list");
     assert_eq!(failed.status(), reqwest::StatusCode::SERVICE_UNAVAILABLE);
+    // The same failure over native gRPC is HTTP 200 with grpc-status 14.
+    let mut grpc = TimesheetServiceClient::connect(format!("http://{}", binary.addr))
+        .await
+        .expect("connect");
+    let mut request = tonic::Request::new(ListTimesheetsRequest::default());
+    let bearer = format!("Bearer {}", issuer.token("alice@exampleco.com", EMPLOYEE));
+    request
+        .metadata_mut()
+        .insert("authorization", bearer.parse().expect("ascii"));
+    request
+        .metadata_mut()
+        .insert("x-request-id", "fail-grpc-8".parse().expect("ascii"));
+    let status = grpc
+        .list_timesheets(request)
+        .await
+        .expect_err("keys are down");
+    assert_eq!(status.code(), tonic::Code::Unavailable);
 
     let mut seen = Vec::new();
     let event = finished_event(&mut binary, "fail-me-7", &mut seen).await;
@@ -110,6 +128,13 @@ async fn at_info_a_5xx_is_logged_as_a_warning_with_the_whole_request_and_a_succe
     assert_eq!(span["rpc"], "ListTimesheets", "{event}");
     assert_eq!(span["grpc_code"], "UNAVAILABLE", "{event}");
     assert_eq!(event["fields"]["status"], 503, "{event}");
+    let event = finished_event(&mut binary, "fail-grpc-8", &mut seen).await;
+    assert_eq!(event["level"], "WARN", "{event}");
+    let span = &event["span"];
+    assert_eq!(span["protocol"], "grpc", "{event}");
+    assert_eq!(span["rpc"], "ListTimesheets", "{event}");
+    assert_eq!(span["grpc_code"], "UNAVAILABLE", "{event}");
+    assert_eq!(event["fields"]["status"], 200, "{event}");
     // Lines arrive in order, so the earlier success would have come first.
     assert!(
         !seen.iter().any(|line| line.contains("fine-1")),

@@ -239,7 +239,8 @@ async fn at_the_concurrency_limit_calls_are_shed_not_queued() {
             "{accept}"
         );
     }
-    // Probes are never shed.
+    // Probes are never shed, nor is the gRPC health check that
+    // Kubernetes' gRPC probes call.
     assert_eq!(
         app.http()
             .get(app.url("/healthz"))
@@ -249,6 +250,11 @@ async fn at_the_concurrency_limit_calls_are_shed_not_queued() {
             .status(),
         StatusCode::OK
     );
+    let health = HealthClient::new(app.channel.clone())
+        .check(HealthCheckRequest::default())
+        .await
+        .expect("the gRPC health check at the limit");
+    assert_eq!(health.into_inner().status(), ServingStatus::Serving);
     tx.send(upload_item(0)).await.expect("send item");
     drop(tx);
     assert_eq!(
@@ -628,6 +634,31 @@ async fn a_slowloris_connection_with_unfinished_headers_is_closed() {
         "a connection with unfinished headers was kept open"
     );
     app.shutdown().await;
+}
+
+/// A connection that never makes a request is closed after the header
+/// timeout, whatever it sent: nothing, part of the HTTP/2 preface (hyper
+/// reads that to tell the versions apart, with no timer), or the preface
+/// without the SETTINGS frame that must follow it.
+#[tokio::test]
+async fn a_connection_that_never_makes_a_request_is_closed() {
+    for (what, sent) in [
+        ("nothing", &b""[..]),
+        ("part of the HTTP/2 preface", b"PRI * HTTP/2.0"),
+        (
+            "the HTTP/2 preface alone",
+            b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        ),
+    ] {
+        let Some((app, mut silent)) = raw_connection_after(sent).await else {
+            return;
+        };
+        assert!(
+            closed_by_server(&mut silent).await,
+            "a connection that sent {what} was kept open"
+        );
+        app.shutdown().await;
+    }
 }
 
 #[tokio::test]
