@@ -1,11 +1,13 @@
 //! Command line and environment configuration.
 //!
 //! Every flag is also read from `TIMESHEETS_<FLAG>`; the doc comments below
-//! are the `--help` text. Secrets in URLs are redacted in `Debug`.
+//! are the `--help` text. Secrets in URLs are redacted in `Debug`. An on/off
+//! flag's variable takes what people write in environments (`1`, `true`,
+//! `yes`, `on` and their opposites), not clap's default `true`/`false` only.
 
 use std::{fmt, net::SocketAddr, path::PathBuf, time::Duration};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, builder::BoolishValueParser};
 use jsonwebtoken::Algorithm;
 
 fn parse_algorithm(name: &str) -> Result<Algorithm, String> {
@@ -201,7 +203,11 @@ pub struct ServeConfig {
     pub json_names: JsonNames,
 
     /// Ignore unknown fields in HTTP JSON bodies instead of answering 400.
-    #[arg(long, env = "TIMESHEETS_JSON_IGNORE_UNKNOWN_FIELDS")]
+    #[arg(
+        long,
+        env = "TIMESHEETS_JSON_IGNORE_UNKNOWN_FIELDS",
+        value_parser = BoolishValueParser::new()
+    )]
     pub json_ignore_unknown_fields: bool,
 
     /// Largest HTTP JSON body accepted, in bytes; larger is 413.
@@ -286,7 +292,7 @@ pub struct ServeConfig {
     pub tls_key: Option<PathBuf>,
 
     /// Run with an embedded development issuer; prints ready-to-use tokens. Local use only.
-    #[arg(long, env = "TIMESHEETS_DEV")]
+    #[arg(long, env = "TIMESHEETS_DEV", value_parser = BoolishValueParser::new())]
     pub dev: bool,
 
     /// Where `--dev` keeps its signing key, so dev tokens survive restarts.

@@ -322,11 +322,13 @@ impl DevIssuer {
     pub fn routes(self: std::sync::Arc<Self>) -> axum::Router {
         use axum::{
             Json,
-            extract::{Query, State},
-            http::StatusCode,
+            extract::{Query, State, rejection::QueryRejection},
             response::IntoResponse,
             routing::get,
         };
+        use tonic::Code;
+
+        use crate::transcode;
 
         #[derive(serde::Deserialize)]
         struct TokenQuery {
@@ -346,15 +348,22 @@ impl DevIssuer {
         }
         async fn token(
             State(dev): State<std::sync::Arc<DevIssuer>>,
-            Query(query): Query<TokenQuery>,
+            query: Result<Query<TokenQuery>, QueryRejection>,
         ) -> axum::response::Response {
-            let Some(persona) = PERSONAS.iter().find(|p| p.name == query.persona) else {
-                let error = json!({"error": {"code": 400, "status": "INVALID_ARGUMENT",
-                    "message": "persona must be employee, manager or importer", "details": []}});
-                return (StatusCode::BAD_REQUEST, Json(error)).into_response();
+            // axum's own rejection is plain text; every error here is JSON.
+            let persona = query.ok().and_then(|Query(query)| {
+                let persona = PERSONAS.iter().find(|p| p.name == query.persona)?;
+                Some((persona, query.ttl))
+            });
+            let Some((persona, ttl)) = persona else {
+                return transcode::error_response(
+                    Code::InvalidArgument,
+                    "the query takes persona (employee, manager or importer) and an optional \
+                     ttl in whole seconds",
+                    None,
+                );
             };
-            let ttl = query
-                .ttl
+            let ttl = ttl
                 .unwrap_or(3600)
                 .clamp(-MAX_DEV_TTL_SECS, MAX_DEV_TTL_SECS);
             match dev.token(persona, ttl) {
@@ -367,7 +376,7 @@ impl DevIssuer {
                 .into_response(),
                 Err(err) => {
                     tracing::error!(error = ?err, "minting a dev token");
-                    StatusCode::INTERNAL_SERVER_ERROR.into_response()
+                    transcode::error_response(Code::Internal, "minting the dev token failed", None)
                 }
             }
         }

@@ -422,9 +422,11 @@ impl TimesheetService for TimesheetApi {
         while let Some(item) = stream.next().await {
             let item = item?;
             if index >= MAX_BATCH_ITEMS {
-                return Err(Status::invalid_argument(format!(
-                    "a batch holds at most {MAX_BATCH_ITEMS} items; split the upload"
-                )));
+                return Err(Error::invalid_field(
+                    "requests",
+                    format!("must hold at most {MAX_BATCH_ITEMS} items; split the upload"),
+                )
+                .into());
             }
             let prefix = format!("requests[{index}].");
             match new_timesheet(

@@ -197,22 +197,27 @@ impl App {
             scope_option: Some(REQUIRED_SCOPE_OPTION.to_owned()),
             token_url: token_url(&config, dev.as_deref()),
         });
-        let mut router = Routes::new(GrpcOnly(health_service))
+        // tonic-web on every gRPC service, so a browser's call to any of
+        // them is translated, not read as native gRPC.
+        let web = GrpcWebLayer::new();
+        let mut router = Routes::new(GrpcOnly(web.layer(health_service)))
             .add_service(GrpcOnly(
-                reflection().build_v1().context("building reflection v1")?,
+                web.layer(reflection().build_v1().context("building reflection v1")?),
             ))
             // grpcurl still speaks v1alpha only.
             .add_service(GrpcOnly(
-                reflection()
-                    .build_v1alpha()
-                    .context("building reflection v1alpha")?,
+                web.layer(
+                    reflection()
+                        .build_v1alpha()
+                        .context("building reflection v1alpha")?,
+                ),
             ))
             .into_axum_router()
             // Native gRPC and gRPC-Web: tonic-web passes plain gRPC through
             // and translates gRPC-Web, for this service only.
             .route_service(
                 &format!("/{SERVICE_NAME}/{{*method}}"),
-                GrpcOnly(WatchBody(GrpcWebLayer::new().layer(timesheets.clone()))),
+                GrpcOnly(WatchBody(web.layer(timesheets.clone()))),
             )
             .merge(routes::router(probes, openapi));
         let dev_banner = match &dev {

@@ -244,6 +244,89 @@ async fn the_dev_issuer_refuses_to_start_beside_a_real_one() {
     );
 }
 
+/// `TIMESHEETS_DEV=1` switches dev mode on, as environments usually spell
+/// it: here it meets `--issuer`, so the binary refuses to start for that
+/// reason, not because it could not read the variable.
+#[tokio::test]
+async fn the_dev_switch_is_read_from_the_environment_as_people_write_it() {
+    for value in ["1", "yes", "TRUE", "on"] {
+        let key =
+            std::env::temp_dir().join(format!("ts-dev-{}.pem", uuid::Uuid::now_v7().simple()));
+        let output = tokio::process::Command::new(env!("CARGO_BIN_EXE_timesheets"))
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args([
+                "--issuer",
+                "https://tenant.auth0.com/",
+                "--audience",
+                AUDIENCE,
+            ])
+            .env("TIMESHEETS_DEV", value)
+            .env("TIMESHEETS_DEV_KEY_FILE", &key)
+            .kill_on_drop(true)
+            .output()
+            .await
+            .expect("run the binary");
+        let _ = std::fs::remove_file(&key);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!output.status.success(), "TIMESHEETS_DEV={value}: {stderr}");
+        assert!(
+            stderr.contains("does not combine with --issuer"),
+            "TIMESHEETS_DEV={value}: {stderr}"
+        );
+    }
+}
+
+/// `/dev/token` answers a query it cannot use in the API's JSON error
+/// shape, not axum's plain-text rejection, and mints for a good one.
+#[tokio::test]
+async fn the_dev_token_endpoint_refuses_a_bad_query_in_json() {
+    let key = std::env::temp_dir().join(format!("ts-dev-{}.pem", uuid::Uuid::now_v7().simple()));
+    let Some(app) = spawn_app_with(Backend::Sqlite, |config| {
+        config.dev = true;
+        config.issuers.clear();
+        config.dev_key_file = key.clone();
+    })
+    .await
+    else {
+        return;
+    };
+    for query in ["", "?persona=admin", "?persona=employee&ttl=soon"] {
+        let response = app
+            .http()
+            .get(app.url(&format!("/dev/token{query}")))
+            .send()
+            .await
+            .expect("send");
+        let status = response.status();
+        let content_type = response.headers().get("content-type").cloned();
+        let body: serde_json::Value = response.json().await.unwrap_or_default();
+        assert_eq!(status, reqwest::StatusCode::BAD_REQUEST, "{query}: {body}");
+        assert_eq!(
+            content_type.as_ref().and_then(|v| v.to_str().ok()),
+            Some("application/json; charset=utf-8"),
+            "{query}"
+        );
+        assert_eq!(body["error"]["status"], "INVALID_ARGUMENT", "{query}");
+    }
+    let minted: serde_json::Value = app
+        .http()
+        .get(app.url("/dev/token?persona=manager&ttl=60"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(minted["expires_in"], 60);
+    assert!(
+        minted["access_token"]
+            .as_str()
+            .is_some_and(|t| !t.is_empty())
+    );
+    app.shutdown().await;
+    let _ = std::fs::remove_file(&key);
+}
+
 #[tokio::test]
 async fn keys_are_found_through_openid_discovery_when_no_jwks_uri_is_given() {
     let issuer = TestIssuer::start().await;

@@ -55,6 +55,15 @@ on_both_backends! {
         assert_eq!(stored_for(app, "007").await, 0);
     }
 
+    async fn a_batch_over_the_item_limit_is_refused_as_a_field_violation_and_stores_nothing(app: &TestApp) {
+        let items = (0..=10_000).map(|_| item("007", "2017-05-10", 5.0, ""));
+        let status = app.importer().batch_upload_timesheets(tokio_stream::iter(items)).await.expect_err("too many items");
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert!(status.message().contains("10000"), "{}", status.message());
+        assert_eq!(violated_fields(&status), ["requests"]);
+        assert_eq!(stored_for(app, "007").await, 0);
+    }
+
     async fn a_conflicting_request_id_rolls_back_the_whole_batch(app: &TestApp) {
         let mut importer = app.importer();
         importer.upload_timesheet(item("007", "2017-05-10", 5.0, "k1")).await.expect("earlier upload");

@@ -36,21 +36,35 @@ fn parse_frames(mut body: &[u8]) -> (Vec<Vec<u8>>, String) {
     (data, trailers.to_ascii_lowercase())
 }
 
+/// ListTimesheets over gRPC-Web.
 async fn call(
     app: &TestApp,
     client: reqwest::Client,
     content_type: &str,
     token: Option<&str>,
 ) -> (StatusCode, header::HeaderMap, Vec<Vec<u8>>, String) {
-    let text = content_type.to_ascii_lowercase().contains("text");
     let body = frame(&ListTimesheetsRequest::default());
+    call_path(app, client, LIST, body, content_type, token).await
+}
+
+/// `body`, a gRPC frame, to `path` over gRPC-Web: the HTTP status, the
+/// headers, the reply's data frames and its trailers (lowercased).
+async fn call_path(
+    app: &TestApp,
+    client: reqwest::Client,
+    path: &str,
+    body: Vec<u8>,
+    content_type: &str,
+    token: Option<&str>,
+) -> (StatusCode, header::HeaderMap, Vec<Vec<u8>>, String) {
+    let text = content_type.to_ascii_lowercase().contains("text");
     let body = if text {
         STANDARD.encode(&body).into_bytes()
     } else {
         body
     };
     let mut request = client
-        .post(app.url(LIST))
+        .post(app.url(path))
         .header(header::CONTENT_TYPE, content_type)
         // tonic-web picks the reply's encoding from an exact `Accept`.
         .header(
@@ -178,5 +192,40 @@ async fn cors_origins_can_be_narrowed() {
     );
     let other = preflight("https://evil.example").await.expect("other");
     assert!(other.headers().get("access-control-allow-origin").is_none());
+    app.shutdown().await;
+}
+
+/// The gRPC health check answers browsers too, in either gRPC-Web
+/// encoding: a text body is not read as a frame whose first byte is 'A'.
+#[tokio::test]
+async fn the_grpc_health_check_answers_grpc_web_in_both_encodings() {
+    use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse, health_check_response};
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    for content_type in ["application/grpc-web+proto", "application/grpc-web-text"] {
+        let (status, _, data, trailers) = call_path(
+            &app,
+            app.http(),
+            "/grpc.health.v1.Health/Check",
+            frame(&HealthCheckRequest::default()),
+            content_type,
+            None,
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{content_type}");
+        assert!(
+            trailers.contains("grpc-status:0"),
+            "{content_type}: {trailers:?}"
+        );
+        let reply =
+            HealthCheckResponse::decode(data.first().map(Vec::as_slice).unwrap_or_default())
+                .expect("a HealthCheckResponse");
+        assert_eq!(
+            reply.status(),
+            health_check_response::ServingStatus::Serving,
+            "{content_type}"
+        );
+    }
     app.shutdown().await;
 }
