@@ -3,7 +3,8 @@
 //! It signs RS256 tokens with an RSA key kept in a local PKCS#8 PEM file, so
 //! tokens survive restarts, and publishes the matching JWKS. Tests use the
 //! same [`SigningKey`] as their in-process issuer. Dev tokens are for local
-//! use only: anyone with the key file can mint any scope.
+//! use only: anyone with the key file can mint any scope. `oauth` is its
+//! OAuth 2.0 token endpoint.
 
 use std::{
     path::Path,
@@ -25,6 +26,8 @@ use base64::{
 use serde_json::{Value, json};
 
 use crate::config::{DEV_AUDIENCE, TokenArgs};
+
+mod oauth;
 
 const PEM_BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
 const PEM_END: &str = "-----END PRIVATE KEY-----";
@@ -265,13 +268,23 @@ pub struct DevIssuer {
 impl DevIssuer {
     /// A token for `persona` that expires in `expires_in` seconds.
     pub fn token(&self, persona: &Persona, expires_in: i64) -> anyhow::Result<String> {
+        self.token_with_scopes(persona, persona.scopes, expires_in)
+    }
+
+    /// A token for `persona` carrying `scopes` only.
+    pub fn token_with_scopes(
+        &self,
+        persona: &Persona,
+        scopes: &[&str],
+        expires_in: i64,
+    ) -> anyhow::Result<String> {
         let claims = DevClaims {
             issuer: &self.issuer,
             audience: &self.audience,
             subject: persona.subject,
             identity_claim: &self.identity_claim,
             email: persona.email,
-            scopes: persona.scopes,
+            scopes,
             expires_in,
         };
         self.key.sign(&claims.to_json())
@@ -317,14 +330,15 @@ impl DevIssuer {
         )
     }
 
-    /// Discovery document, JWKS and `/dev/token`, so other tools and the
-    /// web client can use dev tokens the way they would a real tenant's.
+    /// Discovery document, JWKS, `/dev/token` and the OAuth token endpoint,
+    /// so other tools and the web client can use dev tokens the way they
+    /// would a real tenant's.
     pub fn routes(self: std::sync::Arc<Self>) -> axum::Router {
         use axum::{
             Json,
             extract::{Query, State, rejection::QueryRejection},
             response::IntoResponse,
-            routing::get,
+            routing::{get, post},
         };
         use tonic::Code;
 
@@ -384,6 +398,7 @@ impl DevIssuer {
             .route("/.well-known/jwks.json", get(jwks))
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/dev/token", get(token))
+            .route("/oauth/token", post(oauth::token))
             .with_state(self)
     }
 }

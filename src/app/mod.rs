@@ -333,7 +333,7 @@ impl App {
 }
 
 /// Where the OpenAPI document says clients get tokens: Auth0's token
-/// endpoint of the first issuer.
+/// endpoint of the first issuer, which the dev issuer serves too.
 fn token_url(config: &ServeConfig, dev: Option<&DevIssuer>) -> String {
     let issuer = config
         .issuers

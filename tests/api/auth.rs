@@ -276,18 +276,42 @@ async fn the_dev_switch_is_read_from_the_environment_as_people_write_it() {
     }
 }
 
+/// A server in `--dev` mode with its signing key in a fresh file, removed
+/// when the returned guard is dropped.
+async fn dev_app() -> Option<(TestApp, DevKeyFile)> {
+    let key = DevKeyFile(
+        std::env::temp_dir().join(format!("ts-dev-{}.pem", uuid::Uuid::now_v7().simple())),
+    );
+    let path = key.0.clone();
+    let app = spawn_app_with(Backend::Sqlite, |config| {
+        config.dev = true;
+        config.issuers.clear();
+        config.dev_key_file = path;
+    })
+    .await?;
+    Some((app, key))
+}
+
+struct DevKeyFile(std::path::PathBuf);
+
+impl Drop for DevKeyFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+/// The status and JSON body of `request`.
+async fn json_reply(request: reqwest::RequestBuilder) -> (reqwest::StatusCode, serde_json::Value) {
+    let response = request.send().await.expect("send");
+    let status = response.status();
+    (status, response.json().await.unwrap_or_default())
+}
+
 /// `/dev/token` answers a query it cannot use in the API's JSON error
 /// shape, not axum's plain-text rejection, and mints for a good one.
 #[tokio::test]
 async fn the_dev_token_endpoint_refuses_a_bad_query_in_json() {
-    let key = std::env::temp_dir().join(format!("ts-dev-{}.pem", uuid::Uuid::now_v7().simple()));
-    let Some(app) = spawn_app_with(Backend::Sqlite, |config| {
-        config.dev = true;
-        config.issuers.clear();
-        config.dev_key_file = key.clone();
-    })
-    .await
-    else {
+    let Some((app, _key)) = dev_app().await else {
         return;
     };
     for query in ["", "?persona=admin", "?persona=employee&ttl=soon"] {
@@ -308,15 +332,8 @@ async fn the_dev_token_endpoint_refuses_a_bad_query_in_json() {
         );
         assert_eq!(body["error"]["status"], "INVALID_ARGUMENT", "{query}");
     }
-    let minted: serde_json::Value = app
-        .http()
-        .get(app.url("/dev/token?persona=manager&ttl=60"))
-        .send()
-        .await
-        .expect("send")
-        .json()
-        .await
-        .expect("JSON");
+    let (_, minted) =
+        json_reply(app.http().get(app.url("/dev/token?persona=manager&ttl=60"))).await;
     assert_eq!(minted["expires_in"], 60);
     assert!(
         minted["access_token"]
@@ -324,7 +341,114 @@ async fn the_dev_token_endpoint_refuses_a_bad_query_in_json() {
             .is_some_and(|t| !t.is_empty())
     );
     app.shutdown().await;
-    let _ = std::fs::remove_file(&key);
+}
+
+/// Under `--dev` the OpenAPI document's token URL is a working OAuth 2.0
+/// client credentials endpoint: the client id names a persona, in a form,
+/// in JSON or as Basic credentials, and a scope asked for narrows the token.
+#[tokio::test]
+async fn the_dev_issuer_grants_client_credentials_where_the_openapi_document_points() {
+    use base64::{Engine, engine::general_purpose::STANDARD};
+    let Some((app, _key)) = dev_app().await else {
+        return;
+    };
+    let (_, openapi) = json_reply(app.http().get(app.url("/openapi.json"))).await;
+    let token_url = openapi["components"]["securitySchemes"]["oauth2"]["flows"]
+        ["clientCredentials"]["tokenUrl"]
+        .as_str()
+        .expect("a tokenUrl")
+        .to_owned();
+    assert_eq!(token_url, app.url("/oauth/token"));
+
+    // A manager's token from a form: it approves.
+    let (status, granted) = json_reply(app.http().post(&token_url).form(&[
+        ("grant_type", "client_credentials"),
+        ("client_id", "manager"),
+        ("client_secret", "anything"),
+    ]))
+    .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{granted}");
+    assert_eq!(granted["token_type"], "Bearer");
+    let token = granted["access_token"].as_str().expect("a token");
+    let approvals = app
+        .http()
+        .get(app.url("/approvals"))
+        .bearer_auth(token)
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(approvals.status(), reqwest::StatusCode::OK);
+
+    // Basic credentials and a narrower scope: it reads, and cannot create.
+    let (status, granted) = json_reply(
+        app.http()
+            .post(&token_url)
+            .header(
+                "authorization",
+                format!("Basic {}", STANDARD.encode("employee:secret")),
+            )
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("scope", "read:timesheets"),
+            ]),
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{granted}");
+    assert_eq!(granted["scope"], "read:timesheets");
+    let token = granted["access_token"].as_str().expect("a token");
+    let created = app
+        .http()
+        .post(app.url("/timesheets"))
+        .bearer_auth(token)
+        .json(&json!({"date": "2026-11-27", "project": "W", "hours": 1}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(created.status(), reqwest::StatusCode::FORBIDDEN);
+
+    // JSON, as Auth0 also takes it.
+    let (status, granted) = json_reply(app.http().post(&token_url).json(&json!({
+        "grant_type": "client_credentials", "client_id": "importer", "audience": "ignored"
+    })))
+    .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{granted}");
+    assert_eq!(granted["scope"], "batch:upload");
+
+    // Refusals in RFC 6749's error shape.
+    for (form, status, error) in [
+        (
+            vec![("grant_type", "password"), ("client_id", "manager")],
+            reqwest::StatusCode::BAD_REQUEST,
+            "unsupported_grant_type",
+        ),
+        (
+            vec![("grant_type", "client_credentials"), ("client_id", "admin")],
+            reqwest::StatusCode::UNAUTHORIZED,
+            "invalid_client",
+        ),
+        (
+            vec![
+                ("grant_type", "client_credentials"),
+                ("client_id", "employee"),
+                ("scope", "approve:timesheets"),
+            ],
+            reqwest::StatusCode::BAD_REQUEST,
+            "invalid_scope",
+        ),
+        (
+            vec![("client_id", "employee"), ("client_id", "manager")],
+            reqwest::StatusCode::BAD_REQUEST,
+            "invalid_request",
+        ),
+    ] {
+        let (got, body) = json_reply(app.http().post(&token_url).form(&form)).await;
+        assert_eq!(
+            (got, body["error"].as_str()),
+            (status, Some(error)),
+            "{form:?}: {body}"
+        );
+    }
+    app.shutdown().await;
 }
 
 #[tokio::test]
