@@ -166,9 +166,8 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 
 /// Probes and metrics bypass admission, so an overloaded server can still
 /// be observed and is not killed by its orchestrator for being busy. That
-/// includes the gRPC health check, which Kubernetes' gRPC probes and
-/// grpc-health-probe call; not its Watch, a stream that would hold no
-/// permit for as long as it lasts.
+/// includes the gRPC health `Check`, which Kubernetes' gRPC probes and
+/// grpc-health-probe call.
 fn exempt(path: &str) -> bool {
     matches!(
         path,

@@ -105,6 +105,8 @@ on_both_backends! {
     }
 
     async fn a_flood_of_unknown_kids_costs_the_provider_at_most_one_fetch(app: &TestApp) {
+        // The keys load in the background at startup: counted from after that fetch.
+        app.employee("alice@exampleco.com").list_timesheets(ListTimesheetsRequest::default()).await.expect("keys loaded");
         let before = app.issuer.fetches();
         let claims = app.issuer.claims("alice@exampleco.com", EMPLOYEE);
         for i in 0..50 {
@@ -119,7 +121,14 @@ on_both_backends! {
     async fn an_identity_provider_outage_with_keys_cached_changes_nothing(app: &TestApp) {
         app.employee("alice@exampleco.com").list_timesheets(ListTimesheetsRequest::default()).await.expect("keys loaded");
         app.issuer.set_down(true);
-        app.employee("alice@exampleco.com").list_timesheets(ListTimesheetsRequest::default()).await.expect("cached keys still verify");
+        // An unknown kid sends the server to the provider, which is down:
+        // that token cannot be judged, so UNAVAILABLE, not UNAUTHENTICATED.
+        let claims = app.issuer.claims("alice@exampleco.com", EMPLOYEE);
+        let token = app.issuer.sign_raw(&json!({"alg": "RS256", "typ": "JWT", "kid": "not-published"}), &claims);
+        let status = app.client_with_token(&token).list_timesheets(ListTimesheetsRequest::default()).await.expect_err("unknown kid");
+        assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+        // A token never seen before, signed with a held key, still verifies.
+        app.employee("bob@exampleco.com").list_timesheets(ListTimesheetsRequest::default()).await.expect("cached keys still verify");
     }
 }
 

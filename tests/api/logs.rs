@@ -117,6 +117,26 @@ async fn at_info_a_server_failure_is_logged_as_a_warning_with_the_whole_request_
         .await
         .expect_err("keys are down");
     assert_eq!(status.code(), tonic::Code::Unavailable);
+    // And over gRPC-Web, as a browser sends it.
+    let web = http
+        .post(format!(
+            "http://{}/timesheets.v1.TimesheetService/ListTimesheets",
+            binary.addr
+        ))
+        .bearer_auth(issuer.token("alice@exampleco.com", EMPLOYEE))
+        .header("content-type", "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .header("x-request-id", "fail-web-9")
+        .body(vec![0u8; 5])
+        .send()
+        .await
+        .expect("gRPC-Web list");
+    assert_eq!(
+        web.headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok()),
+        Some("14")
+    );
 
     let mut seen = Vec::new();
     let event = finished_event(&mut binary, "fail-me-7", &mut seen).await;
@@ -135,6 +155,10 @@ async fn at_info_a_server_failure_is_logged_as_a_warning_with_the_whole_request_
     assert_eq!(span["rpc"], "ListTimesheets", "{event}");
     assert_eq!(span["grpc_code"], "UNAVAILABLE", "{event}");
     assert_eq!(event["fields"]["status"], 200, "{event}");
+    let event = finished_event(&mut binary, "fail-web-9", &mut seen).await;
+    assert_eq!(event["level"], "WARN", "{event}");
+    assert_eq!(event["span"]["protocol"], "grpc-web", "{event}");
+    assert_eq!(event["span"]["grpc_code"], "UNAVAILABLE", "{event}");
     // Lines arrive in order, so the earlier success would have come first.
     assert!(
         !seen.iter().any(|line| line.contains("fine-1")),

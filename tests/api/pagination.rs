@@ -72,7 +72,8 @@ on_both_backends! {
         // 0 means the default page of 100.
         let default_page = alice.list_timesheets(ListTimesheetsRequest::default()).await.expect("list").into_inner();
         assert_eq!(default_page.timesheets.len(), 100);
-        // Oversized pages are clamped, not refused.
+        // An oversized page is not refused: here it holds every row (the
+        // clamp to 1000 is pagination.rs's unit test).
         let clamped = alice
             .list_timesheets(ListTimesheetsRequest { page_size: 5000, ..Default::default() })
             .await
