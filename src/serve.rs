@@ -18,17 +18,15 @@ use std::{
 use hyper::service::{Service as _, service_fn};
 use hyper_util::{
     rt::{TokioExecutor, TokioIo, TokioTimer},
-    server::{
-        conn::auto,
-        graceful::{GracefulShutdown, Watcher},
-    },
+    server::conn::auto,
     service::TowerToHyperService,
 };
 use tokio::{
     io::{AsyncRead, AsyncWrite},
     net::TcpListener,
-    sync::Semaphore,
+    sync::{Semaphore, watch},
     task::JoinSet,
+    time::Instant,
 };
 use tokio_rustls::TlsAcceptor;
 
@@ -45,6 +43,11 @@ const HYPER_MIN_BUF_SIZE: usize = 8 * 1024;
 const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// TLS handshakes computed at once; more wait their turn.
 const CONCURRENT_HANDSHAKES: usize = 128;
+
+/// How long a connection closed for making no request has to finish its
+/// goodbye (an HTTP/2 GOAWAY and the PING that confirms it) before it is
+/// dropped; a client that does not answer is not waited for.
+const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// After an accept error such as EMFILE, retrying at once would spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
@@ -102,7 +105,9 @@ pub async fn serve(
     let builder = Arc::new(transport.builder());
     let service = TowerToHyperService::new(router);
     let handshakes = Arc::new(Semaphore::new(CONCURRENT_HANDSHAKES));
-    let graceful = GracefulShutdown::new();
+    // Flips once, when shutdown begins: every connection then finishes what
+    // it has in flight and takes nothing new.
+    let (drain, draining) = watch::channel(false);
     // Owns every connection task: finished ones are reaped as we go, the
     // rest are aborted when the drain timeout ends.
     let mut connections = JoinSet::new();
@@ -124,12 +129,12 @@ pub async fn serve(
         let _ = tcp.set_nodelay(true);
         let builder = Arc::clone(&builder);
         let service = service.clone();
-        let watcher = graceful.watcher();
+        let draining = draining.clone();
         let first_request = transport.http1_header_timeout;
         match &tls {
             None => {
                 connections.spawn(async move {
-                    serve_connection(&builder, tcp, service, watcher, first_request).await;
+                    serve_connection(&builder, tcp, service, draining, first_request).await;
                 });
             }
             Some(acceptor) => {
@@ -139,15 +144,17 @@ pub async fn serve(
                     let Some(stream) = handshake(&acceptor, tcp, &handshakes).await else {
                         return;
                     };
-                    serve_connection(&builder, stream, service, watcher, first_request).await;
+                    serve_connection(&builder, stream, service, draining, first_request).await;
                 });
             }
         }
     }
     // New clients are refused from here on, not left waiting in the backlog.
     drop(listener);
-    tracing::debug!(open = graceful.count(), "draining connections");
-    if tokio::time::timeout(transport.drain_timeout, graceful.shutdown())
+    tracing::debug!(open = connections.len(), "draining connections");
+    let _ = drain.send(true);
+    let drained = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(transport.drain_timeout, drained)
         .await
         .is_err()
     {
@@ -156,8 +163,9 @@ pub async fn serve(
     connections.shutdown().await;
 }
 
-/// Serves one connection, and closes it if no request has arrived
-/// `first_request` after it opened.
+/// Serves one connection until it ends: gracefully (HTTP/2 GOAWAY, HTTP/1
+/// close after the current response) once `draining` flips, and also when
+/// no request has arrived `first_request` after it opened.
 ///
 /// hyper's HTTP/1 header timer starts only once the connection is known to
 /// be HTTP/1, and hyper-util tells the versions apart by reading up to the
@@ -165,16 +173,25 @@ pub async fn serve(
 /// only after the HTTP/2 handshake. So a peer that sends nothing, part of the
 /// preface, or the preface without its SETTINGS would hold its socket for
 /// ever. Counting requests at the service covers all of them, whatever the
-/// protocol turns out to be.
+/// protocol turns out to be. The close is graceful, so a request that
+/// arrives just then is still served (or, on HTTP/2, refused in a way the
+/// client knows it may retry); a peer that does not take the goodbye within
+/// [`GOODBYE_TIMEOUT`] is dropped.
 async fn serve_connection<IO>(
     builder: &auto::Builder<TokioExecutor>,
     io: IO,
     service: TowerToHyperService<axum::Router>,
-    watcher: Watcher,
+    mut draining: watch::Receiver<bool>,
     first_request: Duration,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    #[derive(PartialEq)]
+    enum Timer {
+        FirstRequest,
+        Goodbye,
+        Off,
+    }
     let requested = Arc::new(AtomicBool::new(false));
     let counted = {
         let requested = Arc::clone(&requested);
@@ -183,19 +200,34 @@ async fn serve_connection<IO>(
             service.call(request)
         })
     };
-    let conn = watcher.watch(builder.serve_connection(TokioIo::new(io), counted));
+    let conn = builder.serve_connection(TokioIo::new(io), counted);
     tokio::pin!(conn);
-    let result = tokio::select! {
-        result = &mut conn => result,
-        () = tokio::time::sleep(first_request) => {
-            if !requested.load(Ordering::Relaxed) {
-                tracing::debug!("no request within the header timeout; closing the connection");
-                return;
+    let timer = tokio::time::sleep(first_request);
+    tokio::pin!(timer);
+    let (mut timing, mut closing) = (Timer::FirstRequest, false);
+    loop {
+        tokio::select! {
+            biased;
+            result = conn.as_mut() => return log_end(result),
+            Ok(_) = draining.wait_for(|d| *d), if !closing => {
+                conn.as_mut().graceful_shutdown();
+                closing = true;
             }
-            conn.await
+            () = &mut timer, if timing != Timer::Off => match timing {
+                Timer::FirstRequest if requested.load(Ordering::Relaxed) => timing = Timer::Off,
+                Timer::FirstRequest => {
+                    tracing::debug!("no request within the header timeout; closing the connection");
+                    if !closing {
+                        conn.as_mut().graceful_shutdown();
+                        closing = true;
+                    }
+                    timer.as_mut().reset(Instant::now() + GOODBYE_TIMEOUT);
+                    timing = Timer::Goodbye;
+                }
+                Timer::Goodbye | Timer::Off => return,
+            },
         }
-    };
-    log_end(result);
+    }
 }
 
 async fn handshake<IO>(
