@@ -25,11 +25,11 @@ pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key
 /// The correlation id every response carries.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// The seconds a refused call should wait before it retries, sent as
-/// `Retry-After` (or `retry-after` metadata) with every shed, draining,
-/// rate-limited, not-ready or UNAVAILABLE answer. One second: what causes
-/// them (a full queue, a drain handing over, a key fetch, a database
-/// reconnect) passes quickly, and a caller told less would only retry into
-/// the same refusal.
+/// `Retry-After` (or `retry-after` metadata) with shed, draining and
+/// rate-limited answers on every protocol, a not-ready `/readyz`, and any
+/// HTTP/JSON 503. One second: what causes them (a full queue, a drain
+/// handing over, a key fetch, a database reconnect) passes quickly, and a
+/// caller told less would only retry into the same refusal.
 pub const RETRY_AFTER_SECONDS: &str = "1";
 
 /// How a request arrived, told by its content type.

@@ -329,8 +329,7 @@ where
             let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
             // gRPC failures travel as HTTP 200 with the code in the headers.
             let failed = response.status().is_server_error()
-                || (protocol != Protocol::Json
-                    && transcode::http_status(reply_code(&response)).is_server_error());
+                || (protocol != Protocol::Json && server_failure(reply_code(&response)));
             if failed {
                 if let Some((method, uri)) = deferred {
                     span.record("method", tracing::field::display(method));
@@ -589,7 +588,14 @@ pub fn reply_code<B>(response: &Response<B>) -> Code {
 /// code that maps to one). Each field costs a formatting pass, so they are
 /// recorded only then.
 pub fn logged_in_full(code: Code) -> bool {
-    tracing::enabled!(tracing::Level::DEBUG) || transcode::http_status(code).is_server_error()
+    tracing::enabled!(tracing::Level::DEBUG) || server_failure(code)
+}
+
+/// Whether `code` is the server's failure, worth a warning at info: what
+/// maps to a 5xx, except UNIMPLEMENTED, which is how a client learns a
+/// method is not there (over HTTP/JSON, a quiet 404).
+fn server_failure(code: Code) -> bool {
+    code != Code::Unimplemented && transcode::http_status(code).is_server_error()
 }
 
 /// tonic reports a request message over the size limit as OUT_OF_RANGE;

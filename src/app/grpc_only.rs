@@ -20,34 +20,73 @@ use axum::response::Response;
 use futures::future::{Either, MapOk, Ready, TryFutureExt as _, ready};
 use http::{HeaderValue, header};
 use tonic::server::NamedService;
-use tower::Service;
+use tonic_web::{GrpcWebLayer, GrpcWebService};
+use tower::{Layer, Service};
 
 use crate::{headers::Protocol, transcode};
 
-/// Wraps one gRPC service (after tonic-web, so gRPC-Web passes too).
+/// Wraps one gRPC service: native gRPC calls go to `native`, gRPC-Web
+/// calls to `web`, the same service behind tonic-web.
 #[derive(Clone)]
-pub struct GrpcOnly<S>(pub S);
-
-impl<S: NamedService> NamedService for GrpcOnly<S> {
-    const NAME: &'static str = S::NAME;
+pub struct GrpcOnly<N, W> {
+    native: N,
+    web: W,
 }
 
-impl<S, ReqBody, ResBody> Service<http::Request<ReqBody>> for GrpcOnly<S>
+impl<S: Clone> GrpcOnly<S, GrpcWebService<S>> {
+    /// `service` for native gRPC, and behind tonic-web for gRPC-Web: a
+    /// native call does not pay tonic-web's pass-through, which boxes its
+    /// request and reply bodies once more (1k instructions a health check).
+    pub fn new(service: S) -> Self {
+        Self {
+            web: GrpcWebLayer::new().layer(service.clone()),
+            native: service,
+        }
+    }
+}
+
+impl<S: Clone> GrpcOnly<S, S> {
+    /// One service for both, which handles gRPC-Web itself (the
+    /// TimesheetService stack, whose body watch sits outside tonic-web).
+    pub fn both(service: S) -> Self {
+        Self {
+            native: service.clone(),
+            web: service,
+        }
+    }
+}
+
+impl<N: NamedService, W> NamedService for GrpcOnly<N, W> {
+    const NAME: &'static str = N::NAME;
+}
+
+/// A reply of either service, as axum's.
+type Answer<F, B> = MapOk<F, fn(http::Response<B>) -> Response>;
+
+impl<N, W, ReqBody, NBody, WBody> Service<http::Request<ReqBody>> for GrpcOnly<N, W>
 where
-    S: Service<http::Request<ReqBody>, Response = http::Response<ResBody>>,
-    ResBody: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
-    ResBody::Error: Into<axum::BoxError>,
+    N: Service<http::Request<ReqBody>, Response = http::Response<NBody>>,
+    W: Service<http::Request<ReqBody>, Response = http::Response<WBody>, Error = N::Error>,
+    NBody: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    NBody::Error: Into<axum::BoxError>,
+    WBody: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
+    WBody::Error: Into<axum::BoxError>,
 {
     type Response = Response;
-    type Error = S::Error;
+    type Error = N::Error;
     #[allow(clippy::type_complexity)]
     type Future = Either<
-        Ready<Result<Response, S::Error>>,
-        MapOk<S::Future, fn(http::Response<ResBody>) -> Response>,
+        Ready<Result<Response, N::Error>>,
+        Either<Answer<N::Future, NBody>, Answer<W::Future, WBody>>,
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
+        // Either may take the call, so both must be ready (the gRPC
+        // servers always are).
+        match self.native.poll_ready(cx) {
+            Poll::Ready(Ok(())) => self.web.poll_ready(cx),
+            other => other,
+        }
     }
 
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
@@ -77,9 +116,15 @@ where
                 Some(http::StatusCode::BAD_REQUEST),
             ))));
         }
-        let into_axum: fn(http::Response<ResBody>) -> Response =
-            |response| response.map(axum::body::Body::new);
-        Either::Right(self.0.call(request).map_ok(into_axum))
+        Either::Right(if protocol == Protocol::GrpcWeb {
+            let into_axum: fn(http::Response<WBody>) -> Response =
+                |response| response.map(axum::body::Body::new);
+            Either::Right(self.web.call(request).map_ok(into_axum))
+        } else {
+            let into_axum: fn(http::Response<NBody>) -> Response =
+                |response| response.map(axum::body::Body::new);
+            Either::Left(self.native.call(request).map_ok(into_axum))
+        })
     }
 }
 

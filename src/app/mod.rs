@@ -197,27 +197,23 @@ impl App {
             scope_option: Some(REQUIRED_SCOPE_OPTION.to_owned()),
             token_url: token_url(&config, dev.as_deref()),
         });
-        // tonic-web on every gRPC service, so a browser's call to any of
-        // them is translated, not read as native gRPC.
-        let web = GrpcWebLayer::new();
-        let mut router = Routes::new(GrpcOnly(web.layer(health_service)))
-            .add_service(GrpcOnly(
-                web.layer(reflection().build_v1().context("building reflection v1")?),
+        // Each gRPC service answers gRPC-Web too, through tonic-web.
+        let mut router = Routes::new(GrpcOnly::new(health_service))
+            .add_service(GrpcOnly::new(
+                reflection().build_v1().context("building reflection v1")?,
             ))
             // grpcurl still speaks v1alpha only.
-            .add_service(GrpcOnly(
-                web.layer(
-                    reflection()
-                        .build_v1alpha()
-                        .context("building reflection v1alpha")?,
-                ),
+            .add_service(GrpcOnly::new(
+                reflection()
+                    .build_v1alpha()
+                    .context("building reflection v1alpha")?,
             ))
             .into_axum_router()
-            // Native gRPC and gRPC-Web: tonic-web passes plain gRPC through
-            // and translates gRPC-Web, for this service only.
+            // tonic-web passes native gRPC through and translates gRPC-Web;
+            // the body watch sits outside it, so it sees both.
             .route_service(
                 &format!("/{SERVICE_NAME}/{{*method}}"),
-                GrpcOnly(WatchBody(web.layer(timesheets.clone()))),
+                GrpcOnly::both(WatchBody(GrpcWebLayer::new().layer(timesheets.clone()))),
             )
             .merge(routes::router(probes, openapi));
         let dev_banner = match &dev {

@@ -37,7 +37,8 @@ struct TokenRequest {
 }
 
 impl TokenRequest {
-    /// The body as JSON when it says so, else as a form.
+    /// The body as JSON when it says so, else as a form. A parameter with
+    /// an empty value counts as omitted (§3.2).
     fn parse(headers: &HeaderMap, body: &[u8]) -> Option<Self> {
         let json = headers
             .get(header::CONTENT_TYPE)
@@ -48,10 +49,19 @@ impl TokenRequest {
                     .starts_with("application/json")
             });
         if json {
-            return serde_json::from_slice(body).ok();
+            let request: Self = serde_json::from_slice(body).ok()?;
+            let given = |value: Option<String>| value.filter(|v| !v.is_empty());
+            return Some(Self {
+                grant_type: given(request.grant_type),
+                client_id: given(request.client_id),
+                scope: given(request.scope),
+            });
         }
         let mut request = Self::default();
         for (name, value) in url::form_urlencoded::parse(body) {
+            if value.is_empty() {
+                continue;
+            }
             let slot = match &*name {
                 "grant_type" => &mut request.grant_type,
                 "client_id" => &mut request.client_id,

@@ -415,6 +415,28 @@ async fn the_dev_issuer_grants_client_credentials_where_the_openapi_document_poi
         .expect("send");
     assert_eq!(created.status(), reqwest::StatusCode::FORBIDDEN);
 
+    // Parameters with empty values count as omitted (RFC 6749 §3.2): the
+    // Basic credentials name the client, and the persona's scope is granted.
+    let (status, granted) = json_reply(
+        app.http()
+            .post(&token_url)
+            .header(
+                "authorization",
+                format!("Basic {}", STANDARD.encode("manager:secret")),
+            )
+            .form(&[
+                ("grant_type", "client_credentials"),
+                ("client_id", ""),
+                ("scope", ""),
+            ]),
+    )
+    .await;
+    assert_eq!(status, reqwest::StatusCode::OK, "{granted}");
+    assert_eq!(
+        granted["scope"],
+        "create:timesheets read:timesheets delete:timesheets approve:timesheets"
+    );
+
     // JSON, as Auth0 also takes it.
     let (status, granted) = json_reply(app.http().post(&token_url).json(&json!({
         "grant_type": "client_credentials", "client_id": "importer", "audience": "ignored"

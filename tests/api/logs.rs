@@ -92,6 +92,30 @@ async fn at_info_a_server_failure_is_logged_as_a_warning_with_the_whole_request_
         .await
         .expect("healthz");
     assert_eq!(healthy.status(), reqwest::StatusCode::OK);
+    // A method the server does not have is the client's probe, not a
+    // server failure, though UNIMPLEMENTED maps to 501.
+    let probe = reqwest::Client::builder()
+        .http2_prior_knowledge()
+        .build()
+        .expect("h2c client")
+        .post(format!(
+            "http://{}/timesheets.v1.TimesheetService/NoSuchMethod",
+            binary.addr
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("x-request-id", "probe-10")
+        .body(vec![0u8; 5])
+        .send()
+        .await
+        .expect("unknown method");
+    assert_eq!(
+        probe
+            .headers()
+            .get("grpc-status")
+            .and_then(|v| v.to_str().ok()),
+        Some("12")
+    );
     let failed = http
         .get(format!("http://{}/timesheets", binary.addr))
         .bearer_auth(issuer.token("alice@exampleco.com", EMPLOYEE))
@@ -163,6 +187,10 @@ async fn at_info_a_server_failure_is_logged_as_a_warning_with_the_whole_request_
     assert!(
         !seen.iter().any(|line| line.contains("fine-1")),
         "a success is not logged at info: {seen:?}"
+    );
+    assert!(
+        !seen.iter().any(|line| line.contains("probe-10")),
+        "nor is a call of a method the server does not have: {seen:?}"
     );
     binary.child.kill().await.expect("stop the server");
     issuer.stop().await;
