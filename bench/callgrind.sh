@@ -7,11 +7,13 @@
 #   SKIP_BUILD=1 CALLS="health health-token get" bench/callgrind.sh
 #
 # For each call it starts `serve --dev` under `valgrind --tool=callgrind`,
-# checks one call's answer, sends WARM unmeasured calls, zeroes the counters
-# (`callgrind_control -z`), sends MEASURED calls with h2load, dumps the
-# counters (`callgrind_control -d`) and divides the server's instructions,
-# all of its threads, by the calls. It prints one markdown table and keeps
-# each dump for `callgrind_annotate` (see docs/performance.md).
+# sends WARM unmeasured calls, zeroes the counters (`callgrind_control -z`),
+# sends MEASURED calls with h2load, dumps the counters (`callgrind_control
+# -d`) and divides the server's instructions, all of its threads, by the
+# calls. Every call must be answered HTTP 2xx, and the server must count
+# every measured Get and create as OK (h2load cannot read gRPC statuses).
+# It prints one markdown table and keeps each dump for `callgrind_annotate`
+# (see docs/performance.md).
 #
 # Calls (CALLS, default all, in this order):
 #   health          gRPC health Check: the ceiling, no auth and no database
@@ -51,25 +53,10 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/timesheets-callgrind.XXXXXX")
 LOGS=$WORK/logs
 mkdir -p "$LOGS" "$DUMPS"
 KEY=$WORK/dev-key.pem
-# shellcheck source=bench/lib.sh
-source "$BENCH/lib.sh"
 # Startup under valgrind is some fifty times slower.
 READY_SECONDS=${READY_SECONDS:-300}
-
-cleanup() {
-  local rc=$? p
-  trap - EXIT INT TERM
-  for p in "${PIDS[@]}"; do stop_pid "$p"; done
-  if [[ $rc -ne 0 ]]; then
-    echo "callgrind.sh: failed (rc=$rc); logs in $LOGS" >&2
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=bench/lib.sh
+source "$BENCH/lib.sh"
 
 for tool in valgrind callgrind_control h2load curl sqlite3 python3 awk; do
   command -v "$tool" >/dev/null || die "$tool not found (apt-get install -y valgrind nghttp2-client curl sqlite3 python3)"
@@ -132,8 +119,9 @@ for call in $CALLS; do
   stop_server
   # The dump taken by -d is the one numbered 1; the final one, at exit,
   # holds only the shutdown.
-  dump=$(ls "$DUMPS/$call".*.1 2>/dev/null | head -1)
-  [[ -n $dump ]] || die "$call: no dump in $DUMPS"
+  dumps=("$DUMPS/$call".*.1)
+  dump=${dumps[0]}
+  [[ -e $dump ]] || die "$call: no dump in $DUMPS"
   total=$(awk '/^(summary|totals):/ { print $2; exit }' "$dump")
   [[ -n $total ]] || die "$call: no instruction total in $dump"
   IR[$call]=$(awk -v t="$total" -v n="$MEASURED" 'BEGIN { printf "%.1f", t / n / 1000 }')

@@ -1,8 +1,10 @@
 # Shared by bench/run.sh and bench/callgrind.sh: starting and stopping the
-# server and its load, reading its counters, and making its databases.
-# Source it after setting BIN (the release binary), WORK and LOGS (the work
-# folder and its logs), KEY (the dev signing key's file), USER_EMAIL (the
-# measured caller) and OWN_ROWS (that caller's seeded rows).
+# server, reading its counters, making its databases, and cleaning up on
+# exit (sourcing this installs the trap). Source it after setting BIN (the
+# release binary), WORK and LOGS (the work folder and its logs), KEY (the
+# dev signing key's file), USER_EMAIL (the measured caller) and OWN_ROWS
+# (that caller's seeded rows); READY_SECONDS first, to wait longer for the
+# server to start.
 
 SCRIPT=${0##*/}
 # Prefix for the server's command line (bench/callgrind.sh runs it under valgrind).
@@ -23,6 +25,26 @@ stop_pid() {
   wait "$pid" 2>/dev/null || true
   forget_pid "$pid"
 }
+# On any exit: stops every process started here, runs the caller's
+# `cleanup_extra` if it defines one, and removes the work folder, which is
+# kept (with its logs) after a failure or with KEEP_WORK=1.
+cleanup() {
+  local rc=$? p
+  trap - EXIT INT TERM
+  for p in "${PIDS[@]}"; do stop_pid "$p"; done
+  if declare -F cleanup_extra >/dev/null; then cleanup_extra; fi
+  if [[ $rc -ne 0 ]]; then
+    echo "$SCRIPT: failed (rc=$rc); logs in $LOGS" >&2
+  elif [[ ${KEEP_WORK:-0} == 1 ]]; then
+    echo "$SCRIPT: work folder kept: $WORK" >&2
+  else
+    rm -rf "$WORK"
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 die() { echo "$SCRIPT: $*" >&2; exit 1; }
 log() { echo "$SCRIPT: $*" >&2; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }

@@ -88,31 +88,18 @@ WORK=$(mktemp -d "${TMPDIR:-/tmp}/timesheets-bench.XXXXXX")
 LOGS=$WORK/logs
 mkdir -p "$LOGS"
 KEY=$WORK/dev-key.pem
+PG_DB=   # row 4's database while it exists
 # shellcheck source=bench/lib.sh
 source "$BENCH/lib.sh"
 
-# ---------- process bookkeeping ----------
-PG_DB=
-cleanup() {
-  local rc=$? p
-  trap - EXIT INT TERM
-  for p in "${PIDS[@]}"; do stop_pid "$p"; done
+# ---------- clean-up (lib.sh's exit trap calls this) ----------
+cleanup_extra() {
   if [[ -n $PG_DB ]]; then
     psql -q "$PG_ADMIN_URL" -c "DROP DATABASE IF EXISTS $PG_DB WITH (FORCE)" >/dev/null 2>&1 || true
   fi
+  # Seeded databases run to gigabytes: never kept, whatever the outcome.
   find "$WORK" -maxdepth 1 -name '*.db*' -delete 2>/dev/null || true
-  if [[ $rc -ne 0 ]]; then
-    echo "run.sh: failed (rc=$rc); logs in $LOGS" >&2
-  elif [[ $KEEP_WORK == 1 ]]; then
-    echo "run.sh: work folder kept: $WORK" >&2
-  else
-    rm -rf "$WORK"
-  fi
-  exit "$rc"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
 
 # ---------- prerequisites ----------
 for tool in wrk h2load curl sqlite3 python3 awk; do
