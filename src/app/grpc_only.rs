@@ -26,11 +26,13 @@ use tower::{Layer, Service};
 use crate::{headers::Protocol, transcode};
 
 /// Wraps one gRPC service: native gRPC calls go to `native`, gRPC-Web
-/// calls to `web`, the same service behind tonic-web.
+/// calls to `web`, the same service behind tonic-web, or to `native` too
+/// when there is none. The router clones the route's service for every
+/// call, so a second copy is kept only where it is used.
 #[derive(Clone)]
 pub struct GrpcOnly<N, W> {
     native: N,
-    web: W,
+    web: Option<W>,
 }
 
 impl<S: Clone> GrpcOnly<S, GrpcWebService<S>> {
@@ -39,19 +41,19 @@ impl<S: Clone> GrpcOnly<S, GrpcWebService<S>> {
     /// request and reply bodies once more (1k instructions a health check).
     pub fn new(service: S) -> Self {
         Self {
-            web: GrpcWebLayer::new().layer(service.clone()),
+            web: Some(GrpcWebLayer::new().layer(service.clone())),
             native: service,
         }
     }
 }
 
-impl<S: Clone> GrpcOnly<S, S> {
+impl<S> GrpcOnly<S, S> {
     /// One service for both, which handles gRPC-Web itself (the
     /// TimesheetService stack, whose body watch sits outside tonic-web).
     pub fn both(service: S) -> Self {
         Self {
-            native: service.clone(),
-            web: service,
+            native: service,
+            web: None,
         }
     }
 }
@@ -83,9 +85,9 @@ where
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         // Either may take the call, so both must be ready (the gRPC
         // servers always are).
-        match self.native.poll_ready(cx) {
-            Poll::Ready(Ok(())) => self.web.poll_ready(cx),
-            other => other,
+        match (self.native.poll_ready(cx), &mut self.web) {
+            (Poll::Ready(Ok(())), Some(web)) => web.poll_ready(cx),
+            (native, _) => native,
         }
     }
 
@@ -116,15 +118,17 @@ where
                 Some(http::StatusCode::BAD_REQUEST),
             ))));
         }
-        Either::Right(if protocol == Protocol::GrpcWeb {
-            let into_axum: fn(http::Response<WBody>) -> Response =
-                |response| response.map(axum::body::Body::new);
-            Either::Right(self.web.call(request).map_ok(into_axum))
-        } else {
-            let into_axum: fn(http::Response<NBody>) -> Response =
-                |response| response.map(axum::body::Body::new);
-            Either::Left(self.native.call(request).map_ok(into_axum))
-        })
+        Either::Right(
+            if let (Protocol::GrpcWeb, Some(web)) = (protocol, &mut self.web) {
+                let into_axum: fn(http::Response<WBody>) -> Response =
+                    |response| response.map(axum::body::Body::new);
+                Either::Right(web.call(request).map_ok(into_axum))
+            } else {
+                let into_axum: fn(http::Response<NBody>) -> Response =
+                    |response| response.map(axum::body::Body::new);
+                Either::Left(self.native.call(request).map_ok(into_axum))
+            },
+        )
     }
 }
 
