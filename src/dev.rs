@@ -218,6 +218,14 @@ pub struct Persona {
     pub scopes: &'static [&'static str],
 }
 
+impl Persona {
+    /// The persona called `name`, as `/dev/token` and the OAuth client id
+    /// name them.
+    pub fn named(name: &str) -> Option<&'static Persona> {
+        PERSONAS.iter().find(|p| p.name == name)
+    }
+}
+
 pub const PERSONAS: [Persona; 3] = [
     Persona {
         name: "employee",
@@ -241,6 +249,9 @@ pub const PERSONAS: [Persona; 3] = [
 
 /// Lifetime of the tokens the banner prints: a working day.
 const BANNER_TOKEN_SECS: i64 = 12 * 3600;
+/// Lifetime of a token asked for over HTTP without one: Auth0's default
+/// for an API.
+const TOKEN_SECS: i64 = 3600;
 /// Bounds on `/dev/token?ttl=`: a day either way.
 const MAX_DEV_TTL_SECS: i64 = 24 * 3600;
 
@@ -272,7 +283,7 @@ impl DevIssuer {
     }
 
     /// A token for `persona` carrying `scopes` only.
-    pub fn token_with_scopes(
+    fn token_with_scopes(
         &self,
         persona: &Persona,
         scopes: &[&str],
@@ -288,6 +299,22 @@ impl DevIssuer {
             expires_in,
         };
         self.key.sign(&claims.to_json())
+    }
+
+    /// A token for `persona` carrying `scopes`, as an OAuth 2.0 token
+    /// response (RFC 6749 §5.1), the body both HTTP endpoints answer with.
+    fn token_response(
+        &self,
+        persona: &Persona,
+        scopes: &[&str],
+        expires_in: i64,
+    ) -> anyhow::Result<Value> {
+        Ok(json!({
+            "access_token": self.token_with_scopes(persona, scopes, expires_in)?,
+            "token_type": "Bearer",
+            "expires_in": expires_in,
+            "scope": scopes.join(" "),
+        }))
     }
 
     /// The `--dev` banner: tokens for each persona and commands to try.
@@ -366,7 +393,7 @@ impl DevIssuer {
         ) -> axum::response::Response {
             // axum's own rejection is plain text; every error here is JSON.
             let persona = query.ok().and_then(|Query(query)| {
-                let persona = PERSONAS.iter().find(|p| p.name == query.persona)?;
+                let persona = Persona::named(&query.persona)?;
                 Some((persona, query.ttl))
             });
             let Some((persona, ttl)) = persona else {
@@ -378,16 +405,10 @@ impl DevIssuer {
                 );
             };
             let ttl = ttl
-                .unwrap_or(3600)
+                .unwrap_or(TOKEN_SECS)
                 .clamp(-MAX_DEV_TTL_SECS, MAX_DEV_TTL_SECS);
-            match dev.token(persona, ttl) {
-                Ok(access_token) => Json(json!({
-                    "access_token": access_token,
-                    "token_type": "Bearer",
-                    "expires_in": ttl,
-                    "scope": persona.scopes.join(" "),
-                }))
-                .into_response(),
+            match dev.token_response(persona, persona.scopes, ttl) {
+                Ok(body) => Json(body).into_response(),
                 Err(err) => {
                     tracing::error!(error = ?err, "minting a dev token");
                     transcode::error_response(Code::Internal, "minting the dev token failed", None)

@@ -22,10 +22,7 @@ use axum::{
 use base64::{Engine, engine::general_purpose::STANDARD};
 use serde_json::json;
 
-use super::{DevIssuer, PERSONAS};
-
-/// Lifetime of the tokens this endpoint mints, as Auth0's default for an API.
-const EXPIRES_IN_SECS: i64 = 3600;
+use super::{DevIssuer, Persona, TOKEN_SECS};
 
 /// The parameters of a token request this endpoint reads; others (a client
 /// secret, Auth0's `audience`) are accepted and ignored.
@@ -143,10 +140,7 @@ pub(super) async fn token(
         }
     }
     let client_id = request.client_id.or_else(|| basic_client_id(&headers));
-    let Some(persona) = client_id
-        .as_deref()
-        .and_then(|id| PERSONAS.iter().find(|p| p.name == id))
-    else {
+    let Some(persona) = client_id.as_deref().and_then(Persona::named) else {
         return oauth_error(
             StatusCode::UNAUTHORIZED,
             "invalid_client",
@@ -166,15 +160,9 @@ pub(super) async fn token(
             asked
         }
     };
-    match dev.token_with_scopes(persona, &scopes, EXPIRES_IN_SECS) {
-        Ok(access_token) => {
-            let mut response = Json(json!({
-                "access_token": access_token,
-                "token_type": "Bearer",
-                "expires_in": EXPIRES_IN_SECS,
-                "scope": scopes.join(" "),
-            }))
-            .into_response();
+    match dev.token_response(persona, &scopes, TOKEN_SECS) {
+        Ok(body) => {
+            let mut response = Json(body).into_response();
             let headers = response.headers_mut();
             headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             headers.insert(header::PRAGMA, HeaderValue::from_static("no-cache"));

@@ -368,6 +368,7 @@ async fn the_dev_issuer_grants_client_credentials_where_the_openapi_document_poi
         .expect("a tokenUrl")
         .to_owned();
     assert_eq!(token_url, app.url("/oauth/token"));
+    let basic = |client: &str| format!("Basic {}", STANDARD.encode(format!("{client}:secret")));
 
     // A manager's token from a form: it approves.
     let (status, granted) = json_reply(app.http().post(&token_url).form(&[
@@ -392,10 +393,7 @@ async fn the_dev_issuer_grants_client_credentials_where_the_openapi_document_poi
     let (status, granted) = json_reply(
         app.http()
             .post(&token_url)
-            .header(
-                "authorization",
-                format!("Basic {}", STANDARD.encode("employee:secret")),
-            )
+            .header("authorization", basic("employee"))
             .form(&[
                 ("grant_type", "client_credentials"),
                 ("scope", "read:timesheets"),
@@ -420,10 +418,7 @@ async fn the_dev_issuer_grants_client_credentials_where_the_openapi_document_poi
     let (status, granted) = json_reply(
         app.http()
             .post(&token_url)
-            .header(
-                "authorization",
-                format!("Basic {}", STANDARD.encode("manager:secret")),
-            )
+            .header("authorization", basic("manager"))
             .form(&[
                 ("grant_type", "client_credentials"),
                 ("client_id", ""),
