@@ -6,6 +6,7 @@
 
 use std::{
     convert::Infallible,
+    marker::PhantomData,
     pin::Pin,
     sync::{
         Arc,
@@ -428,12 +429,8 @@ impl Drop for InFlight {
 
 impl<S, B> Service<Request<B>> for CallMetrics<S>
 where
-    S: Service<Request<B>, Response = Response<tonic::body::Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<Request<B>, Response = Response<tonic::body::Body>, Error = Infallible>,
     S::Future: Send + 'static,
-    B: Send + 'static,
 {
     type Response = Response<tonic::body::Body>;
     type Error = Infallible;
@@ -444,8 +441,6 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
         let metrics = Arc::clone(&self.metrics);
         let protocol = request
             .extensions()
@@ -462,16 +457,20 @@ where
             grace_over: self.grace_over.clone(),
             finished: false,
         };
+        if in_flight.deadline.is_some_and(|d| Instant::now() >= d) {
+            // Spent before the call reached this layer: no work for an
+            // answer nobody awaits.
+            in_flight.finish(Code::DeadlineExceeded);
+            let expired = tonic::Status::deadline_exceeded("deadline exceeded").into_http();
+            return Box::pin(std::future::ready(Ok(expired)));
+        }
         // Nothing further in reads it.
         let body_read = request.extensions_mut().remove::<BodyRead>();
+        // Called now, on the service that was polled ready, rather than on
+        // a clone inside the future: nothing this layer does has to wait.
+        let reply = self.inner.call(request);
         Box::pin(async move {
-            if in_flight.deadline.is_some_and(|d| Instant::now() >= d) {
-                // Spent before the call reached this layer: no work for
-                // an answer nobody awaits.
-                in_flight.finish(Code::DeadlineExceeded);
-                return Ok(tonic::Status::deadline_exceeded("deadline exceeded").into_http());
-            }
-            let Ok(mut response) = inner.call(request).await;
+            let Ok(mut response) = reply.await;
             resource_exhausted_for_oversized_messages(&mut response);
             let body_failed = body_read.as_ref().is_some_and(BodyRead::failed);
             if !body_failed {
@@ -513,30 +512,93 @@ impl BodyRead {
 /// route's service from outside tonic-web, which turns such a failure into
 /// INTERNAL, as tonic turns it into UNKNOWN: by the time [`CallMetrics`]
 /// sees the reply, only this tells it from a server error.
-#[derive(Debug, Clone)]
-pub struct WatchBody<S>(pub S);
+pub struct WatchBody<S, B> {
+    inner: S,
+    /// The boxed body `inner` takes.
+    body: PhantomData<fn() -> B>,
+}
 
-impl<S> Service<Request<Body>> for WatchBody<S>
+impl<S> WatchBody<S, tonic::body::Body> {
+    /// Around a gRPC service itself.
+    pub fn grpc(inner: S) -> Self {
+        Self {
+            inner,
+            body: PhantomData,
+        }
+    }
+}
+
+impl<S> WatchBody<S, Body> {
+    /// Around a service that takes any body, such as tonic-web.
+    pub fn any(inner: S) -> Self {
+        Self {
+            inner,
+            body: PhantomData,
+        }
+    }
+}
+
+impl<S: Clone, B> Clone for WatchBody<S, B> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            body: PhantomData,
+        }
+    }
+}
+
+impl<S, B> Service<Request<Body>> for WatchBody<S, B>
 where
-    S: Service<Request<Body>>,
+    S: Service<Request<B>>,
+    B: Boxed,
 {
     type Response = S::Response;
     type Error = S::Error;
     type Future = S::Future;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_ready(cx)
+        self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
-        if http_body::Body::is_end_stream(request.body()) {
-            return self.0.call(request);
+        let (mut parts, inner) = request.into_parts();
+        if http_body::Body::is_end_stream(&inner) {
+            return self.inner.call(Request::from_parts(parts, B::boxed(inner)));
         }
         let failed = Arc::new(AtomicBool::new(false));
-        let (mut parts, inner) = request.into_parts();
         parts.extensions.insert(BodyRead(Arc::clone(&failed)));
-        let body = Body::new(WatchedBody { inner, failed });
-        self.0.call(Request::from_parts(parts, body))
+        let body = B::boxed(WatchedBody { inner, failed });
+        self.inner.call(Request::from_parts(parts, body))
+    }
+}
+
+/// A boxed request body the watched one goes into: axum's, for a service
+/// that takes any body (tonic-web), or tonic's, for the gRPC stack itself,
+/// so that a native call's body is boxed once.
+pub trait Boxed: Sized {
+    fn boxed<T>(body: T) -> Self
+    where
+        T: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
+        T::Error: Into<axum::BoxError>;
+}
+
+impl Boxed for Body {
+    fn boxed<T>(body: T) -> Self
+    where
+        T: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
+        T::Error: Into<axum::BoxError>,
+    {
+        Body::new(body)
+    }
+}
+
+impl Boxed for tonic::body::Body {
+    fn boxed<T>(body: T) -> Self
+    where
+        T: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
+        T::Error: Into<axum::BoxError>,
+    {
+        tonic::body::Body::new(body)
     }
 }
 
@@ -663,7 +725,7 @@ mod tests {
             Ok::<_, Infallible>(status.into_http())
         });
         let metrics_layer = CallMetricsLayer::new(Arc::clone(metrics), grace_over);
-        let mut stack = WatchBody(metrics_layer.layer(service));
+        let mut stack = WatchBody::any(metrics_layer.layer(service));
         let request = Request::post("/timesheets.v1.TimesheetService/CreateTimesheet")
             .body(body)
             .expect("request");

@@ -14,46 +14,55 @@
 //! such a gRPC-Web request is handed on under the spelling tonic-web knows,
 //! or its base64 body would reach tonic undecoded.
 
-use std::task::{Context, Poll};
+use std::{
+    sync::Arc,
+    task::{Context, Poll},
+};
 
 use axum::response::Response;
 use futures::future::{Either, MapOk, Ready, TryFutureExt as _, ready};
 use http::{HeaderValue, header};
 use tonic::server::NamedService;
 use tonic_web::{GrpcWebLayer, GrpcWebService};
-use tower::{Layer, Service};
+use tower::{Layer, Service, ServiceExt as _, util::Oneshot};
 
 use crate::{headers::Protocol, transcode};
 
 /// Wraps one gRPC service: native gRPC calls go to `native`, gRPC-Web
 /// calls to `web`, the same service behind tonic-web, or to `native` too
-/// when there is none. The router clones the route's service for every
-/// call, so a second copy is kept only where it is used.
-#[derive(Clone)]
+/// when there is none.
+///
+/// The router clones a route's service for every call, so the two are
+/// shared behind one `Arc` and only the one a call takes is cloned: a
+/// native call pays neither for the gRPC-Web copy nor for tonic-web's
+/// pass-through, which boxes the request and reply bodies once more (1k
+/// instructions a health check).
 pub struct GrpcOnly<N, W> {
-    native: N,
-    web: Option<W>,
+    services: Arc<(N, Option<W>)>,
 }
 
-impl<S: Clone> GrpcOnly<S, GrpcWebService<S>> {
-    /// `service` for native gRPC, and behind tonic-web for gRPC-Web: a
-    /// native call does not pay tonic-web's pass-through, which boxes its
-    /// request and reply bodies once more (1k instructions a health check).
-    pub fn new(service: S) -> Self {
+impl<N, W> Clone for GrpcOnly<N, W> {
+    fn clone(&self) -> Self {
         Self {
-            web: Some(GrpcWebLayer::new().layer(service.clone())),
-            native: service,
+            services: Arc::clone(&self.services),
         }
     }
 }
 
-impl<S> GrpcOnly<S, S> {
-    /// One service for both, which handles gRPC-Web itself (the
-    /// TimesheetService stack, whose body watch sits outside tonic-web).
-    pub fn both(service: S) -> Self {
+impl<S: Clone> GrpcOnly<S, GrpcWebService<S>> {
+    /// `service` for native gRPC, and behind tonic-web for gRPC-Web.
+    pub fn new(service: S) -> Self {
+        let web = GrpcWebLayer::new().layer(service.clone());
+        Self::split(service, web)
+    }
+}
+
+impl<N, W> GrpcOnly<N, W> {
+    /// `native` for native gRPC and `web` for gRPC-Web, when the two are
+    /// wrapped differently around one service.
+    pub fn split(native: N, web: W) -> Self {
         Self {
-            native: service,
-            web: None,
+            services: Arc::new((native, Some(web))),
         }
     }
 }
@@ -67,8 +76,8 @@ type Answer<F, B> = MapOk<F, fn(http::Response<B>) -> Response>;
 
 impl<N, W, ReqBody, NBody, WBody> Service<http::Request<ReqBody>> for GrpcOnly<N, W>
 where
-    N: Service<http::Request<ReqBody>, Response = http::Response<NBody>>,
-    W: Service<http::Request<ReqBody>, Response = http::Response<WBody>, Error = N::Error>,
+    N: Service<http::Request<ReqBody>, Response = http::Response<NBody>> + Clone,
+    W: Service<http::Request<ReqBody>, Response = http::Response<WBody>, Error = N::Error> + Clone,
     NBody: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
     NBody::Error: Into<axum::BoxError>,
     WBody: axum::body::HttpBody<Data = axum::body::Bytes> + Send + 'static,
@@ -79,16 +88,16 @@ where
     #[allow(clippy::type_complexity)]
     type Future = Either<
         Ready<Result<Response, N::Error>>,
-        Either<Answer<N::Future, NBody>, Answer<W::Future, WBody>>,
+        Either<
+            Answer<Oneshot<N, http::Request<ReqBody>>, NBody>,
+            Answer<Oneshot<W, http::Request<ReqBody>>, WBody>,
+        >,
     >;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Either may take the call, so both must be ready (the gRPC
-        // servers always are).
-        match (self.native.poll_ready(cx), &mut self.web) {
-            (Poll::Ready(Ok(())), Some(web)) => web.poll_ready(cx),
-            (native, _) => native,
-        }
+    /// Always ready: each call is made on a clone of the service it takes,
+    /// which is polled ready then.
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, mut request: http::Request<ReqBody>) -> Self::Future {
@@ -118,17 +127,19 @@ where
                 Some(http::StatusCode::BAD_REQUEST),
             ))));
         }
-        Either::Right(
-            if let (Protocol::GrpcWeb, Some(web)) = (protocol, &mut self.web) {
+        let (native, web) = &*self.services;
+        Either::Right(match (protocol, web) {
+            (Protocol::GrpcWeb, Some(web)) => {
                 let into_axum: fn(http::Response<WBody>) -> Response =
                     |response| response.map(axum::body::Body::new);
-                Either::Right(web.call(request).map_ok(into_axum))
-            } else {
+                Either::Right(web.clone().oneshot(request).map_ok(into_axum))
+            }
+            _ => {
                 let into_axum: fn(http::Response<NBody>) -> Response =
                     |response| response.map(axum::body::Body::new);
-                Either::Left(self.native.call(request).map_ok(into_axum))
-            },
-        )
+                Either::Left(native.clone().oneshot(request).map_ok(into_axum))
+            }
+        })
     }
 }
 

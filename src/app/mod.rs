@@ -209,11 +209,14 @@ impl App {
                     .context("building reflection v1alpha")?,
             ))
             .into_axum_router()
-            // tonic-web passes native gRPC through and translates gRPC-Web;
-            // the body watch sits outside it, so it sees both.
+            // The body watch sits outside tonic-web, which would turn a
+            // failed read into INTERNAL before the watch saw it.
             .route_service(
                 &format!("/{SERVICE_NAME}/{{*method}}"),
-                GrpcOnly::both(WatchBody(GrpcWebLayer::new().layer(timesheets.clone()))),
+                GrpcOnly::split(
+                    WatchBody::grpc(timesheets.clone()),
+                    WatchBody::any(GrpcWebLayer::new().layer(timesheets.clone())),
+                ),
             )
             .merge(routes::router(probes, openapi));
         let dev_banner = match &dev {
