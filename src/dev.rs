@@ -384,6 +384,8 @@ impl DevIssuer {
             Json(json!({
                 "issuer": dev.issuer,
                 "jwks_uri": format!("{}.well-known/jwks.json", dev.issuer),
+                "token_endpoint": format!("{}oauth/token", dev.issuer),
+                "grant_types_supported": ["client_credentials"],
                 "id_token_signing_alg_values_supported": ["RS256"],
             }))
         }

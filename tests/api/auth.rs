@@ -368,6 +368,14 @@ async fn the_dev_issuer_grants_client_credentials_where_the_openapi_document_poi
         .expect("a tokenUrl")
         .to_owned();
     assert_eq!(token_url, app.url("/oauth/token"));
+    // OAuth clients that start from the issuer find it by discovery.
+    let (_, discovery) =
+        json_reply(app.http().get(app.url("/.well-known/openid-configuration"))).await;
+    assert_eq!(discovery["token_endpoint"], token_url.as_str());
+    assert_eq!(
+        discovery["grant_types_supported"],
+        json!(["client_credentials"])
+    );
     let basic = |client: &str| format!("Basic {}", STANDARD.encode(format!("{client}:secret")));
 
     // A manager's token from a form: it approves.
