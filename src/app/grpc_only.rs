@@ -29,8 +29,7 @@ use tower::{Layer, Service, ServiceExt as _, util::Oneshot};
 use crate::{headers::Protocol, transcode};
 
 /// Wraps one gRPC service: native gRPC calls go to `native`, gRPC-Web
-/// calls to `web`, the same service behind tonic-web, or to `native` too
-/// when there is none.
+/// calls to `web`, the same service behind tonic-web.
 ///
 /// The router clones a route's service for every call, so the two are
 /// shared behind one `Arc` and only the one a call takes is cloned: a
@@ -38,7 +37,7 @@ use crate::{headers::Protocol, transcode};
 /// pass-through, which boxes the request and reply bodies once more (1k
 /// instructions a health check).
 pub struct GrpcOnly<N, W> {
-    services: Arc<(N, Option<W>)>,
+    services: Arc<(N, W)>,
 }
 
 impl<N, W> Clone for GrpcOnly<N, W> {
@@ -62,7 +61,7 @@ impl<N, W> GrpcOnly<N, W> {
     /// wrapped differently around one service.
     pub fn split(native: N, web: W) -> Self {
         Self {
-            services: Arc::new((native, Some(web))),
+            services: Arc::new((native, web)),
         }
     }
 }
@@ -128,8 +127,8 @@ where
             ))));
         }
         let (native, web) = &*self.services;
-        Either::Right(match (protocol, web) {
-            (Protocol::GrpcWeb, Some(web)) => {
+        Either::Right(match protocol {
+            Protocol::GrpcWeb => {
                 let into_axum: fn(http::Response<WBody>) -> Response =
                     |response| response.map(axum::body::Body::new);
                 Either::Right(web.clone().oneshot(request).map_ok(into_axum))
