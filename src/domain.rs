@@ -72,16 +72,45 @@ impl WorkDate {
     }
 }
 
+impl WorkDate {
+    /// The date as `YYYY-MM-DD`, on the stack: every create stores and
+    /// returns it, and the formatting machinery costs a thousand
+    /// instructions each time.
+    pub fn iso(&self) -> IsoDate {
+        let d = self.0;
+        // `parse` only takes four-digit years.
+        let year = u32::try_from(d.year().clamp(0, 9999)).unwrap_or_default();
+        let digit = |n: u32| b'0' + u8::try_from(n % 10).unwrap_or_default();
+        let (month, day) = (u32::from(u8::from(d.month())), u32::from(d.day()));
+        IsoDate([
+            digit(year / 1000),
+            digit(year / 100),
+            digit(year / 10),
+            digit(year),
+            b'-',
+            digit(month / 10),
+            digit(month),
+            b'-',
+            digit(day / 10),
+            digit(day),
+        ])
+    }
+}
+
 impl std::fmt::Display for WorkDate {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let d = self.0;
-        write!(
-            f,
-            "{:04}-{:02}-{:02}",
-            d.year(),
-            u8::from(d.month()),
-            d.day()
-        )
+        f.write_str(self.iso().as_str())
+    }
+}
+
+/// A [`WorkDate`] written out as `YYYY-MM-DD`.
+#[derive(Debug, Clone, Copy)]
+pub struct IsoDate([u8; 10]);
+
+impl IsoDate {
+    pub fn as_str(&self) -> &str {
+        // Only ASCII digits and dashes are ever written.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 }
 
@@ -231,12 +260,14 @@ pub struct RawTimesheet<'a> {
 }
 
 impl TimesheetInput {
-    /// Validates every field, reporting each violation under `prefix` (e.g. `timesheet.`).
-    pub fn parse(raw: RawTimesheet<'_>, prefix: &str) -> Result<Self, Vec<FieldViolation>> {
+    /// Validates every field, reporting each violation under the joined
+    /// `prefix` (e.g. `["requests[2].", "timesheet."]`), which is only
+    /// joined when there is a violation to name.
+    pub fn parse(raw: RawTimesheet<'_>, prefix: &[&str]) -> Result<Self, Vec<FieldViolation>> {
         let mut violations = Vec::new();
         let mut check = |field: &str, result: Result<(), String>| {
             if let Err(description) = result {
-                violations.push(FieldViolation::new(format!("{prefix}{field}"), description));
+                violations.push(FieldViolation::new(prefix.concat() + field, description));
             }
         };
         let date = WorkDate::parse(raw.date);
@@ -262,7 +293,7 @@ impl TimesheetInput {
     /// told apart from a different request reusing the same key.
     pub fn fingerprint_parts(&self) -> [String; 4] {
         [
-            self.date.to_string(),
+            self.date.iso().as_str().to_owned(),
             self.project.as_str().to_owned(),
             self.hours.value().to_bits().to_string(),
             self.notes.as_str().to_owned(),
@@ -308,6 +339,9 @@ mod tests {
             ("2017-05-10T23:30:00-05:00", Some("2017-05-10")),
             ("2017-05-11T00:30:00+09:00", Some("2017-05-11")),
             ("2024-02-29", Some("2024-02-29")),
+            ("0987-06-05", Some("0987-06-05")),
+            ("9999-12-31", Some("9999-12-31")),
+            ("0000-01-01T00:30:00+01:00", Some("0000-01-01")),
             ("2023-02-29", None),
             ("2026-13-01", None),
             ("+2026-01-1", None),
@@ -339,15 +373,16 @@ mod tests {
             hours: 0.0,
             notes: "a\0b",
         };
-        let violations = TimesheetInput::parse(raw, "timesheet.").expect_err("invalid");
+        let violations =
+            TimesheetInput::parse(raw, &["requests[1].", "timesheet."]).expect_err("invalid");
         let fields: Vec<_> = violations.iter().map(|v| v.field.as_str()).collect();
         assert_eq!(
             fields,
             [
-                "timesheet.date",
-                "timesheet.project",
-                "timesheet.hours",
-                "timesheet.notes"
+                "requests[1].timesheet.date",
+                "requests[1].timesheet.project",
+                "requests[1].timesheet.hours",
+                "requests[1].timesheet.notes"
             ]
         );
     }

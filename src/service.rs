@@ -181,7 +181,7 @@ fn new_timesheet(
     let empty = Timesheet::default();
     let timesheet = timesheet.unwrap_or(&empty);
     let mut violations = Vec::new();
-    let input = TimesheetInput::parse(raw(timesheet), &format!("{prefix}timesheet."))
+    let input = TimesheetInput::parse(raw(timesheet), &[prefix, "timesheet."])
         .map_err(|v| violations.extend(v))
         .ok();
     let user_id = match owner {
@@ -203,7 +203,10 @@ fn new_timesheet(
         .is_some()
         .then(|| fingerprint(kind, &user_id, &input));
     Ok(NewTimesheet {
-        id: uuid::Uuid::now_v7().simple().to_string(),
+        id: uuid::Uuid::now_v7()
+            .simple()
+            .encode_lower(&mut uuid::Uuid::encode_buffer())
+            .to_owned(),
         user_id,
         input,
         create_time_us: now_us(),

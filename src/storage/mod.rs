@@ -64,7 +64,7 @@ impl NewTimesheet {
         TimesheetRecord {
             id: self.id.clone(),
             user_id: self.user_id.clone(),
-            work_date: self.input.date.to_string(),
+            work_date: self.input.date.iso().as_str().to_owned(),
             project: self.input.project.as_str().to_owned(),
             hours: self.input.hours.value(),
             notes: self.input.notes.as_str().to_owned(),

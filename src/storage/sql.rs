@@ -296,7 +296,7 @@ macro_rules! impl_store {
                 query
                     .bind(&new.id)
                     .bind(&new.user_id)
-                    .bind(input.date.to_string())
+                    .bind(input.date.iso().as_str().to_owned())
                     .bind(input.project.as_str())
                     .bind(input.hours.value())
                     .bind(input.notes.as_str())
@@ -537,7 +537,7 @@ mod tests {
         NewTimesheet {
             id: format!("{:032x}", 1),
             user_id: "ann@example.com".into(),
-            input: TimesheetInput::parse(raw, "").expect("valid input"),
+            input: TimesheetInput::parse(raw, &[]).expect("valid input"),
             create_time_us: 1_700_000_000_000_000,
             created_by: "ann@example.com".into(),
             request_id: Some("key-1".into()),

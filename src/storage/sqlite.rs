@@ -267,7 +267,7 @@ mod tests {
         let new = NewTimesheet {
             id: id.into(),
             user_id: "alice".into(),
-            input: TimesheetInput::parse(raw, "").expect("valid"),
+            input: TimesheetInput::parse(raw, &[]).expect("valid"),
             create_time_us: 1,
             created_by: "alice".into(),
             request_id: None,

@@ -304,7 +304,7 @@ fn insert_rows(
                 let input = &new.input;
                 bind(&new.id)?;
                 bind(&new.user_id)?;
-                bind(&input.date.to_string())?;
+                bind(&input.date.iso().as_str())?;
                 bind(&input.project.as_str())?;
                 bind(&input.hours.value())?;
                 bind(&input.notes.as_str())?;
@@ -372,7 +372,7 @@ mod tests {
                 hours,
                 notes: &format!("note {n}"),
             },
-            "",
+            &[],
         )
         .expect("valid input");
         NewTimesheet {
