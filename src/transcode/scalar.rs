@@ -55,8 +55,17 @@ pub(crate) fn is_text_bindable(kind: &Kind) -> bool {
 pub(crate) fn parse(kind: &Kind, text: &str) -> Result<Value, String> {
     let value = match kind {
         Kind::Double => Value::F64(parse_float(text).ok_or("expected a number")?),
-        // Narrowing is the point: a float field holds an f32.
-        Kind::Float => Value::F32(parse_float(text).ok_or("expected a number")? as f32),
+        Kind::Float => {
+            let wide = parse_float(text).ok_or("expected a number")?;
+            // Narrowing is the point: a float field holds an f32. A finite
+            // number past its range is refused, as in a JSON body, rather
+            // than turned into an infinity.
+            let narrow = wide as f32;
+            if wide.is_finite() && !narrow.is_finite() {
+                return Err("expected a number within a float's range".to_owned());
+            }
+            Value::F32(narrow)
+        }
         Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
             Value::I32(text.parse().map_err(|_| "expected a 32-bit integer")?)
         }
@@ -118,6 +127,8 @@ fn parse_message(desc: &MessageDescriptor, text: &str) -> Result<DynamicMessage,
 /// The proto3 JSON spellings of the special values, plus decimal text.
 /// Rust's own parser would also take `inf` or `nan`, which the mapping does
 /// not allow, so those are matched first and the rest must look numeric.
+/// Decimal text too large for a double is refused, not rounded to an
+/// infinity: the mapping gives infinities only by name.
 fn parse_float(text: &str) -> Option<f64> {
     match text {
         "NaN" => Some(f64::NAN),
@@ -127,7 +138,7 @@ fn parse_float(text: &str) -> Option<f64> {
             .bytes()
             .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b)) =>
         {
-            text.parse().ok()
+            text.parse().ok().filter(|value: &f64| value.is_finite())
         }
         _ => None,
     }
@@ -172,6 +183,30 @@ mod tests {
                 Ok(Value::F64(f64::NEG_INFINITY)),
             ),
             ("inf is not the JSON spelling", Kind::Double, "inf", Err(())),
+            (
+                "a double past its range is refused",
+                Kind::Double,
+                "1e999",
+                Err(()),
+            ),
+            (
+                "a float past its range is refused",
+                Kind::Float,
+                "1e39",
+                Err(()),
+            ),
+            (
+                "a float spelled Infinity stays infinite",
+                Kind::Float,
+                "Infinity",
+                Ok(Value::F32(f32::INFINITY)),
+            ),
+            (
+                "a float narrows what it can hold",
+                Kind::Float,
+                "0.1",
+                Ok(Value::F32(0.1)),
+            ),
             ("a word is not a double", Kind::Double, "eight", Err(())),
             (
                 "int64 beyond 2^53 is exact",
