@@ -142,10 +142,10 @@ fn binding(
             let field = input.get_field_by_name(name).with_context(|| {
                 format!("body field {name} is not a field of {}", input.full_name())
             })?;
-            if path_fields
-                .iter()
-                .any(|chain| chain.first() == Some(&field))
-            {
+            // The field itself may not be bound twice; a field inside it
+            // may (`patch: "/v1/{book.name=…}" body: "book"`, the usual
+            // update), and the path's value wins over the body's.
+            if path_fields.iter().any(|chain| chain[..] == [field.clone()]) {
                 bail!(
                     "body field {name} is also bound by the path {}",
                     template.source()

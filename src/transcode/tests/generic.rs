@@ -106,6 +106,30 @@ async fn nested_path_fields_multi_segment_values_and_typed_query_parameters() {
 }
 
 #[tokio::test]
+async fn a_path_field_inside_the_body_field_is_set_from_the_path() {
+    // AIP-134's update: the resource in the body, its name in the path.
+    let methods = [method(
+        "UpdateParent",
+        r#"{"patch":"/v1/parents/{parent.id}","body":"parent"}"#,
+    )];
+    let body = r#"{"id":"other","displayName":"D"}"#;
+    let answer = echo(&methods, http("PATCH", "/v1/parents/p1", body)).await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let json = answer.json();
+    assert_eq!(json["parent"]["id"], "p1", "the path's value wins");
+    assert_eq!(json["parent"]["display_name"], "D");
+    let answer = echo(
+        &methods,
+        http("PATCH", "/v1/parents/p1?parent.displayName=E", "{}"),
+    )
+    .await;
+    assert_eq!(
+        answer.status, 400,
+        "the body field is not set from the query"
+    );
+}
+
+#[tokio::test]
 async fn enums_in_the_query_take_names_or_numbers() {
     let methods = [method("ListThings", r#"{"get":"/v1/things"}"#)];
     let answer = echo(&methods, http("GET", "/v1/things?color=1", "")).await;
