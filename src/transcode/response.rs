@@ -118,9 +118,11 @@ fn failure(headers: &HeaderMap, fallback: &HeaderMap) -> Option<TranscodeError> 
     })
 }
 
-/// The gRPC spec's mapping for a reply that is not gRPC at all.
+/// The gRPC spec's mapping for a reply that is not gRPC at all
+/// (grpc/doc/http-grpc-status-mapping.md).
 fn code_for_http(status: StatusCode) -> Code {
     match status {
+        StatusCode::BAD_REQUEST => Code::Internal,
         StatusCode::UNAUTHORIZED => Code::Unauthenticated,
         StatusCode::FORBIDDEN => Code::PermissionDenied,
         StatusCode::NOT_FOUND => Code::Unimplemented,
@@ -128,7 +130,7 @@ fn code_for_http(status: StatusCode) -> Code {
         | StatusCode::BAD_GATEWAY
         | StatusCode::SERVICE_UNAVAILABLE
         | StatusCode::GATEWAY_TIMEOUT => Code::Unavailable,
-        _ => Code::Internal,
+        _ => Code::Unknown,
     }
 }
 
@@ -234,4 +236,28 @@ fn next_link(binding: &Binding, payload: &[u8], uri: &Uri) -> Option<HeaderValue
         query.finish()
     ))
     .ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_that_is_not_grpc_gets_the_grpc_specs_code_for_its_http_status() {
+        for (status, code) in [
+            (400, Code::Internal),
+            (401, Code::Unauthenticated),
+            (403, Code::PermissionDenied),
+            (404, Code::Unimplemented),
+            (429, Code::Unavailable),
+            (502, Code::Unavailable),
+            (503, Code::Unavailable),
+            (504, Code::Unavailable),
+            (500, Code::Unknown),
+            (418, Code::Unknown),
+        ] {
+            let status = StatusCode::from_u16(status).expect("a status");
+            assert_eq!(code_for_http(status), code, "{status}");
+        }
+    }
 }
