@@ -28,7 +28,8 @@
 #   PAIRS=5 PAIR_SECONDS=3                   the Get/health ratio again, as the median of PAIRS
 #                                            back-to-back runs (health, health with the token,
 #                                            Get) on one server, and Get on a second server
-#                                            with the row cache off
+#                                            with the row cache off, with each call's CPU
+#                                            split into the server's and h2load's
 #                                            (0 skips it; needs rows 1 and 2 selected)
 #   OUT=path                                 also write the tables there
 #   KEEP_WORK=1                              keep the work folder (logs, databases) after a success
@@ -328,6 +329,20 @@ row 10 "gRPC GetTimesheet, row cache off (every read from SQLite)" uncached h2lo
 PAIR_RATIOS=()
 TOKEN_RATIOS=()
 UNCACHED_RATIOS=()
+# Where each call's CPU goes, per call: the server's user and kernel time
+# (/proc/<pid>/stat) and h2load's (bash's `times`, which counts waited-for
+# children), for the three calls on the one server. Unlike req/s, these do
+# not count the minutes the machine lends its cores elsewhere.
+declare -A PAIR_CPU=()
+server_cpu() { awk '{ print $14, $15 }' "/proc/$SPID/stat"; }
+load_cpu() { awk 'NR == 2 { split($0, f, /[ ms]+/); print f[1] * 60 + f[2], f[3] * 60 + f[4] }'; } # `times`'s output
+note_cpu() { # call server-before server-after load-before load-after
+  PAIR_CPU[$1]+=$(awk -v a="$2" -v b="$3" -v c="$4" -v d="$5" -v n="$L_REQS" -v hz="$CLK_TCK" 'BEGIN {
+    split(a, sa, " "); split(b, sb, " "); split(c, la, " "); split(d, lb, " ")
+    su = (sb[1] - sa[1]) / hz * 1e6 / n; ss = (sb[2] - sa[2]) / hz * 1e6 / n
+    lu = (lb[1] - la[1]) * 1e6 / n; ls = (lb[2] - la[2]) * 1e6 / n
+    printf "%.1f,%.1f,%.1f,%.1f,%.1f ", su, ss, lu, ls, su + ss + lu + ls }')
+}
 if (( PAIRS > 0 )) && [[ -n ${RPS[1]:-} && -n ${RPS[2]:-} ]]; then
   cp "$WORK/read.db" "$WORK/pairs-uncached.db"
   start_server pairs-uncached "sqlite://$WORK/pairs-uncached.db" --row-cache-bytes 0
@@ -351,6 +366,9 @@ if (( PAIRS > 0 )) && [[ -n ${RPS[1]:-} && -n ${RPS[2]:-} ]]; then
       *) order=(uncached health token get) ;;
     esac
     for what in "${order[@]}"; do
+      s0=$(server_cpu)
+      times >"$WORK/times"
+      l0=$(load_cpu <"$WORK/times")
       if [[ $what == health ]]; then
         run_h2load "$PAIR_SECONDS" "$LOGS/pair$i-health.txt" "$health_url" "$WORK/health.bin" no "$WORK/pair.h2log"
         pair_health=$L_RPS
@@ -364,6 +382,10 @@ if (( PAIRS > 0 )) && [[ -n ${RPS[1]:-} && -n ${RPS[2]:-} ]]; then
       else
         run_h2load "$PAIR_SECONDS" "$LOGS/pair$i-get.txt" "$get_url" "$WORK/get.bin" yes "$WORK/pair.h2log"
         pair_get=$L_RPS
+      fi
+      if [[ $what != uncached ]]; then
+        times >"$WORK/times"
+        note_cpu "$what" "$s0" "$(server_cpu)" "$l0" "$(load_cpu <"$WORK/times")"
       fi
       rm -f "$WORK/pair.h2log"
     done
@@ -465,6 +487,25 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else
       echo "- GetTimesheet with the row cache off / health, median of the same runs:" \
         "$(printf '%s\n' "${UNCACHED_RATIOS[@]}" | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }')" \
         "(each: ${UNCACHED_RATIOS[*]}; every read from SQLite)"
+    fi
+    if [[ -n ${PAIR_CPU[get]:-} ]]; then
+      cpu_median() { tr ' ' '\n' <<<"${PAIR_CPU[$1]}" | grep . | cut -d, -f"$2" | tr '\n' ' ' | median; }
+      echo
+      echo "CPU per call in the same runs, medians in µs (the server's, then h2load's on the same cores):"
+      echo
+      echo "| call | server user | server kernel | h2load user | h2load kernel | total |"
+      echo "|---|---:|---:|---:|---:|---:|"
+      for what in health token get; do
+        case $what in
+          health) label="health Check" ;;
+          token) label="health Check carrying the token" ;;
+          get) label="GetTimesheet" ;;
+        esac
+        echo "| $label | $(cpu_median "$what" 1) | $(cpu_median "$what" 2) | $(cpu_median "$what" 3) | $(cpu_median "$what" 4) | $(cpu_median "$what" 5) |"
+      done
+      echo
+      echo "- GetTimesheet / health by total CPU per call: $(ratio "$(cpu_median health 5)" "$(cpu_median get 5)")" \
+        "(what req/s would give with both cores busy and none lent elsewhere)"
     fi
   fi
   if [[ -n ${RPS[2]:-} && -n ${RPS[3]:-} ]]; then
