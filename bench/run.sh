@@ -52,6 +52,8 @@
 # GET /metrics before and after each measured run; every row also makes one
 # checked call before its load starts.
 set -euo pipefail
+# Decimal points in `times`, awk and the tools' output, whatever the caller's locale.
+export LC_ALL=C
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=$ROOT/bench
@@ -128,14 +130,21 @@ pg_available() { command -v psql >/dev/null && psql -q "$PG_ADMIN_URL" -c 'SELEC
 
 # ---------- load ----------
 # Sets L_REQS L_RPS L_P50 L_P99 L_TERR (transport errors) L_NON2XX.
+server_cpu() { awk '{ print $14, $15 }' "/proc/$SPID/stat" 2>/dev/null || echo "0 0"; }
+load_cpu() { awk 'NR == 2 { split($0, f, /[ ms]+/); print f[1] * 60 + f[2], f[3] * 60 + f[4] }'; } # `times`'s output
 run_h2load() { # seconds outfile url frame auth(yes|no) [log-file]
   local args=(-c "$CONNS" -t "$THREADS" -m "$STREAMS" -D "$1" -d "$4"
     -H 'content-type: application/grpc' -H 'te: trailers')
   [[ $5 == yes ]] && args+=(-H "authorization: Bearer $TOKEN")
   [[ -n ${6:-} ]] && args+=("--log-file=$6")
+  # CPU marks around h2load alone (`times` counts the children waited for).
+  L_SERVER_CPU0=$(server_cpu)
+  times >"$WORK/times"
   h2load "${args[@]}" "$3" >"$2" 2>&1 & local lpid=$!
   PIDS+=("$lpid")
   wait "$lpid" || { forget_pid "$lpid"; die "h2load failed: $(tail -3 "$2")"; }
+  times >"$WORK/times-after"
+  L_SERVER_CPU1=$(server_cpu)
   forget_pid "$lpid"
   [[ -n ${6:-} ]] || return 0
   L_RPS=$(sed -n 's/^finished in [^,]*, \([0-9.]*\) req\/s.*/\1/p' "$2")
@@ -148,6 +157,8 @@ run_h2load() { # seconds outfile url frame auth(yes|no) [log-file]
     i50 = int(NR * 0.50); if (i50 < 1) i50 = 1
     i99 = int(NR * 0.99); if (i99 < 1) i99 = 1
     printf "%.3f %.3f\n", v[i50] / 1000, v[i99] / 1000 }')
+  # Reaped now, so its CPU is not counted in the next call's `times`.
+  wait $! 2>/dev/null || true
   [[ -n $L_RPS && -n $L_REQS ]] || die "cannot parse $2"
 }
 run_wrk() { # seconds outfile url http-method body-file content-type auth(yes|no) grpc-web(0|1)
@@ -334,10 +345,12 @@ UNCACHED_RATIOS=()
 # children), for the three calls on the one server. Unlike req/s, these do
 # not count the minutes the machine lends its cores elsewhere.
 declare -A PAIR_CPU=()
-server_cpu() { awk '{ print $14, $15 }' "/proc/$SPID/stat"; }
-load_cpu() { awk 'NR == 2 { split($0, f, /[ ms]+/); print f[1] * 60 + f[2], f[3] * 60 + f[4] }'; } # `times`'s output
-note_cpu() { # call server-before server-after load-before load-after
-  PAIR_CPU[$1]+=$(awk -v a="$2" -v b="$3" -v c="$4" -v d="$5" -v n="$L_REQS" -v hz="$CLK_TCK" 'BEGIN {
+# The last run_h2load's CPU per call, added to PAIR_CPU[call] as
+# "server-user,server-kernel,h2load-user,h2load-kernel,total" in µs.
+note_cpu() { # call
+  (( L_REQS > 0 )) || return 0
+  PAIR_CPU[$1]+=$(awk -v a="$L_SERVER_CPU0" -v b="$L_SERVER_CPU1" -v c="$(load_cpu <"$WORK/times")" \
+    -v d="$(load_cpu <"$WORK/times-after")" -v n="$L_REQS" -v hz="$CLK_TCK" 'BEGIN {
     split(a, sa, " "); split(b, sb, " "); split(c, la, " "); split(d, lb, " ")
     su = (sb[1] - sa[1]) / hz * 1e6 / n; ss = (sb[2] - sa[2]) / hz * 1e6 / n
     lu = (lb[1] - la[1]) * 1e6 / n; ls = (lb[2] - la[2]) * 1e6 / n
@@ -366,9 +379,6 @@ if (( PAIRS > 0 )) && [[ -n ${RPS[1]:-} && -n ${RPS[2]:-} ]]; then
       *) order=(uncached health token get) ;;
     esac
     for what in "${order[@]}"; do
-      s0=$(server_cpu)
-      times >"$WORK/times"
-      l0=$(load_cpu <"$WORK/times")
       if [[ $what == health ]]; then
         run_h2load "$PAIR_SECONDS" "$LOGS/pair$i-health.txt" "$health_url" "$WORK/health.bin" no "$WORK/pair.h2log"
         pair_health=$L_RPS
@@ -383,10 +393,7 @@ if (( PAIRS > 0 )) && [[ -n ${RPS[1]:-} && -n ${RPS[2]:-} ]]; then
         run_h2load "$PAIR_SECONDS" "$LOGS/pair$i-get.txt" "$get_url" "$WORK/get.bin" yes "$WORK/pair.h2log"
         pair_get=$L_RPS
       fi
-      if [[ $what != uncached ]]; then
-        times >"$WORK/times"
-        note_cpu "$what" "$s0" "$(server_cpu)" "$l0" "$(load_cpu <"$WORK/times")"
-      fi
+      [[ $what == uncached ]] || note_cpu "$what"
       rm -f "$WORK/pair.h2log"
     done
     PAIR_RATIOS+=("$(awk -v a="$pair_get" -v b="$pair_health" 'BEGIN { printf "%.2f", a / b }')")
