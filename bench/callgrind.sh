@@ -22,15 +22,17 @@
 #   get             gRPC GetTimesheet of one seeded row, from the row cache
 #   get-uncached    the same with the row cache off: every read from SQLite
 #   rest-create     POST /timesheets over HTTP/1.1, as the peer harness sends it
+#   rest-list       GET /timesheets of the caller's 10 rows over HTTP/1.1, as
+#                   the peer harness sends it
 #
-# Knobs (env): MEASURED=4000 WARM=2000 CONNS=8 (REST_CONNS=64 for rest-create,
-# the peer harness's), READ_ROWS=1000 OWN_ROWS=100, SKIP_BUILD=1,
+# Knobs (env): MEASURED=4000 WARM=2000 CONNS=8 (REST_CONNS=64 for rest-create
+# and rest-list, as in the peer harness), READ_ROWS=1000 OWN_ROWS=100, SKIP_BUILD=1,
 # DUMPS=${CARGO_TARGET_DIR:-target}/callgrind (where the dumps are kept).
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/.." && pwd)
 BENCH=$ROOT/bench
-CALLS=${CALLS:-health health-token get get-uncached rest-create}
+CALLS=${CALLS:-health health-token get get-uncached rest-create rest-list}
 MEASURED=${MEASURED:-4000}
 WARM=${WARM:-2000}
 CONNS=${CONNS:-8}
@@ -62,7 +64,7 @@ for tool in valgrind callgrind_control h2load curl sqlite3 python3 awk; do
   command -v "$tool" >/dev/null || die "$tool not found (apt-get install -y valgrind nghttp2-client curl sqlite3 python3)"
 done
 for call in $CALLS; do
-  case $call in health | health-token | get | get-uncached | rest-create) ;; *) die "unknown call $call" ;; esac
+  case $call in health | health-token | get | get-uncached | rest-create | rest-list) ;; *) die "unknown call $call" ;; esac
 done
 if [[ $SKIP_BUILD != 1 ]]; then
   log "building (cargo build --release, target $TARGET)"
@@ -79,7 +81,8 @@ seed_db "$WORK/read.db" "$READ_ROWS"
 # h2load sends `count` calls and must see every one answered with HTTP 2xx;
 # gRPC answers are checked by the server's own counters below.
 load() { # count conns url body-file auth(yes|no) h1(yes|no) content-type
-  local args=(-n "$1" -c "$2" -t 1 -m 1 -d "$4" -H "content-type: $7")
+  local args=(-n "$1" -c "$2" -t 1 -m 1 -H "content-type: $7")
+  [[ -n $4 ]] && args+=(-d "$4")
   [[ $5 == yes ]] && args+=(-H "authorization: Bearer $TOKEN")
   if [[ $6 == yes ]]; then args+=(--h1); else args+=(-H 'te: trailers'); fi
   local out
@@ -98,11 +101,21 @@ for call in $CALLS; do
     rest-create)
       path=/timesheets body=$WORK/create.json method=CreateTimesheet h1=yes conns=$REST_CONNS
       ctype=application/json; fresh_db "$db" ;;
+    rest-list)
+      path=/timesheets body= method=ListTimesheets h1=yes conns=$REST_CONNS
+      ctype=application/json; fresh_db "$db" ;;
   esac
   SERVER_WRAPPER=(valgrind --tool=callgrind --callgrind-out-file="$DUMPS/$call.%p")
   rm -f "$DUMPS/$call".*
   start_server "$call" "sqlite://$db" "${flags[@]}"
   url=http://$ADDR$path
+  if [[ $call == rest-list ]]; then
+    # The peer harness's GET phase: the caller's ten rows, made through the API.
+    for _ in $(seq 10); do
+      curl -sf -o /dev/null -H "authorization: Bearer $TOKEN" -H 'content-type: application/json' \
+        --data-binary "@$WORK/create.json" "$url" || die "$call: seeding a row failed"
+    done
+  fi
   log "$call: $WARM calls to warm up, then $MEASURED measured, on $conns connections ($url)"
   load 1 1 "$url" "$body" "$auth" "$h1" "$ctype"
   load "$WARM" "$conns" "$url" "$body" "$auth" "$h1" "$ctype"
@@ -130,7 +143,7 @@ for call in $CALLS; do
 done
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", b / a }'; }
-echo "### Instructions per call (callgrind; $MEASURED calls after $WARM, $CONNS connections, $REST_CONNS for rest-create; checkout $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown))"
+echo "### Instructions per call (callgrind; $MEASURED calls after $WARM, $CONNS connections, $REST_CONNS for the REST calls; checkout $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown))"
 echo
 echo "| call | thousand instructions a call |"
 echo "|---|---:|"
