@@ -31,6 +31,37 @@ on_both_backends! {
         assert_eq!(listed.timesheets.len(), 1);
     }
 
+    async fn concurrent_creates_with_one_request_id_store_one_row(app: &TestApp) {
+        // Sent at once, they reach the store together (on SQLite, in one
+        // group commit): one payload's row is stored, its retries replay
+        // it, and the other payload is refused.
+        let alice = app.employee("alice@exampleco.com");
+        let calls: Vec<_> = (0..20)
+            .map(|n| {
+                let mut client = alice.clone();
+                let hours = if n % 2 == 0 { 7.5 } else { 8.0 };
+                tokio::spawn(async move { (hours, client.create_timesheet(keyed("race-1", hours)).await) })
+            })
+            .collect();
+        let mut stored = Vec::new();
+        let mut refused = Vec::new();
+        for call in calls {
+            match call.await.expect("task") {
+                (hours, Ok(reply)) => stored.push((hours, reply.into_inner())),
+                (hours, Err(status)) => {
+                    assert_eq!(status.code(), Code::AlreadyExists, "{status:?}");
+                    refused.push(hours);
+                }
+            }
+        }
+        let (hours, first) = stored.first().cloned().expect("one payload stored");
+        assert!(stored.iter().all(|(h, reply)| *h == hours && *reply == first), "{stored:?}");
+        assert!(refused.iter().all(|h| *h != hours), "{refused:?}");
+        assert_eq!(stored.len(), 10, "every retry of the stored payload replays it");
+        let listed = alice.clone().list_timesheets(ListTimesheetsRequest::default()).await.expect("list").into_inner();
+        assert_eq!(listed.timesheets, vec![first]);
+    }
+
     async fn request_ids_are_scoped_to_the_caller(app: &TestApp) {
         let a = app.employee("alice@exampleco.com").create_timesheet(keyed("shared", 7.5)).await.expect("alice").into_inner();
         let b = app.employee("bob@exampleco.com").create_timesheet(keyed("shared", 7.5)).await.expect("bob").into_inner();
