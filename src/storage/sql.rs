@@ -405,7 +405,8 @@ macro_rules! impl_store {
                         .await?;
                     Ok(match approved {
                         Some(true) => Deleted::Approved,
-                        // Some(false) means it was deleted concurrently: gone either way.
+                        // Some(false) cannot follow a delete that matched nothing
+                        // (ids are never reused, approval never undone): not found.
                         _ => Deleted::NotFound,
                     })
                 })
