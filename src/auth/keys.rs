@@ -28,6 +28,7 @@ pub use jsonwebtoken::Algorithm;
 use jsonwebtoken::DecodingKey;
 use serde::Deserialize;
 use tokio::{sync::watch, time::Instant};
+use tokio_util::sync::CancellationToken;
 
 use super::{AuthError, Rejection};
 
@@ -352,8 +353,12 @@ pub struct KeyStore {
     source: Option<Arc<dyn JwksSource>>,
     settings: KeySettings,
     loaded: RwLock<Arc<Loaded>>,
-    /// Serialises fetches: waiters find the result instead of fetching again.
-    fetch: tokio::sync::Mutex<FetchState>,
+    /// Serialises fetches: waiters find the result instead of fetching
+    /// again. Shared with a refetch's task, which holds it while it runs.
+    fetch: Arc<tokio::sync::Mutex<FetchState>>,
+    /// Cancelled when the refresher stops (at shutdown): ends a refetch
+    /// still under way, since no call that started one owns it.
+    stopped: CancellationToken,
     /// Bumped after every fetch attempt, so a waiter can tell one happened.
     attempts: AtomicU64,
     /// Fetches that failed, for metrics; successes are `attempts - failures`.
@@ -394,7 +399,8 @@ impl KeyStore {
                 set: KeySet::new(keys),
                 fresh_until,
             })),
-            fetch: tokio::sync::Mutex::new(FetchState::default()),
+            fetch: Arc::new(tokio::sync::Mutex::new(FetchState::default())),
+            stopped: CancellationToken::new(),
             attempts: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             last_fetch_failed: AtomicBool::new(false),
@@ -444,7 +450,7 @@ impl KeyStore {
     /// The key to verify a token with `kid` and `alg`, refetching once
     /// (subject to the cooldown) when the kid is unknown.
     pub async fn key_for(
-        &self,
+        self: &Arc<Self>,
         kid: Option<&str>,
         alg: Algorithm,
     ) -> Result<Arc<VerifyingKey>, AuthError> {
@@ -458,7 +464,7 @@ impl KeyStore {
             return Err(AuthError::InvalidToken(Rejection::UnknownSigningKey));
         }
         {
-            let mut state = self.fetch.lock().await;
+            let mut state = Arc::clone(&self.fetch).lock_owned().await;
             // Someone else fetched while we waited for the lock: use theirs.
             if self.attempts.load(Ordering::Acquire) == seen {
                 let (last, wait) = if usable {
@@ -472,8 +478,22 @@ impl KeyStore {
                     if usable {
                         state.last_refetch = Some(now);
                     }
-                    // Failure is logged inside; the keys we had stay in place.
-                    let _ = self.refresh_locked().await;
+                    // The fetch is the store's, not this call's: a call that
+                    // goes away (its client reset the stream, its deadline
+                    // passed) must not abandon the fetch whose cooldown it
+                    // has spent, or every caller until the cooldown ends is
+                    // told a new key is unknown. The task holds the lock, so
+                    // waiters still wait for its result.
+                    let store = Arc::clone(self);
+                    let fetch = tokio::spawn(async move {
+                        tokio::select! {
+                            // Failure is logged inside; the keys we had stay.
+                            _ = store.refresh_locked() => {}
+                            () = store.stopped.cancelled() => {}
+                        }
+                        drop(state);
+                    });
+                    let _ = fetch.await;
                 }
             }
         }
@@ -551,6 +571,9 @@ impl KeyStore {
         if self.source.is_none() {
             return;
         }
+        // However the refresher ends (stopped, or aborted by its owner), a
+        // refetch still under way ends with it.
+        let _stop_refetches = self.stopped.clone().drop_guard();
         let mut backoff = self.settings.retry_min;
         let mut wake = Instant::now();
         loop {

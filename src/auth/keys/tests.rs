@@ -249,6 +249,52 @@ async fn a_rotated_key_is_found_with_one_refetch() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_refetch_outlives_the_call_that_started_it() {
+    // A call with an unknown kid starts a refetch and spends the cooldown,
+    // then goes away (its client reset the stream, or its deadline passed)
+    // before the provider answers. The refetch must still finish, or the
+    // rotated key stays unknown to every caller until the cooldown ends.
+    let (old, new) = (key(), key());
+    let source = Scripted::new(&[&old]);
+    let keys = store(&source);
+    keys.refresh().await.expect("initial fetch");
+    source.publish(&new);
+    let gone = tokio::time::timeout(
+        Duration::from_millis(10),
+        keys.key_for(Some("random-kid"), RS256),
+    )
+    .await;
+    assert!(gone.is_err(), "the call went away mid-fetch");
+    keys.key_for(Some(new.kid()), RS256)
+        .await
+        .expect("the rotated key, from the refetch the first call started");
+    assert_eq!(source.fetches(), 2, "one refetch, within the cooldown");
+}
+
+#[tokio::test(start_paused = true)]
+async fn stopping_the_refresher_ends_a_refetch_under_way() {
+    let signing = key();
+    let source = Scripted::new(&[&signing]);
+    let keys = store(&source);
+    keys.refresh().await.expect("initial fetch");
+    source.set_mode(Mode::Hang);
+    let (stop, stopped) = watch::channel(false);
+    let refresher = tokio::spawn(Arc::clone(&keys).run_refresher(stopped));
+    let call = tokio::spawn({
+        let keys = Arc::clone(&keys);
+        async move { keys.key_for(Some("random-kid"), RS256).await }
+    });
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let _ = stop.send(true);
+    refresher.await.expect("the refresher stops");
+    let answer = tokio::time::timeout(Duration::from_secs(60), call)
+        .await
+        .expect("the call ends with the refetch, not an hour later")
+        .expect("task");
+    assert!(answer.is_err());
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_outage_with_keys_cached_keeps_working_until_max_stale() {
     let signing = key();
     let source = Scripted::new(&[&signing]);
