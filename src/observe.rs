@@ -167,13 +167,13 @@ fn request_id(headers: &HeaderMap) -> HeaderValue {
 
 /// Probes and metrics bypass admission, so an overloaded server can still
 /// be observed and is not killed by its orchestrator for being busy. That
-/// includes the gRPC health `Check`, which Kubernetes' gRPC probes and
-/// grpc-health-probe call.
+/// includes the gRPC health service: `Check`, which Kubernetes' gRPC probes
+/// and grpc-health-probe call, and `Watch`, whose streams live as long as
+/// their clients and need no token: admitted, a few of them sent without
+/// a request message would hold every permit for good.
 fn exempt(path: &str) -> bool {
-    matches!(
-        path,
-        "/healthz" | "/readyz" | "/metrics" | "/grpc.health.v1.Health/Check"
-    )
+    matches!(path, "/healthz" | "/readyz" | "/metrics")
+        || path.starts_with("/grpc.health.v1.Health/")
 }
 
 impl<S> Service<Request<Body>> for ObserveService<S>

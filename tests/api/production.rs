@@ -187,6 +187,52 @@ on_both_backends! {
 }
 
 #[tokio::test]
+async fn health_watch_streams_that_never_send_their_request_hold_no_permit() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.max_concurrent_requests = 1).await else {
+        return;
+    };
+    let tcp = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = client.ready().await.expect("ready");
+    let request = |method: &str| {
+        http::Request::post(format!(
+            "http://{}/grpc.health.v1.Health/{method}",
+            app.addr
+        ))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("request")
+    };
+    // No token is needed, and no request message follows the headers.
+    let (_watch, _open) = client
+        .send_request(request("Watch"), false)
+        .expect("watch headers");
+    // A Check on the same connection: once it is answered, the server has
+    // read the Watch's headers before it.
+    let (check, mut body) = client
+        .send_request(request("Check"), false)
+        .expect("check headers");
+    body.send_data(tonic::codegen::Bytes::from_static(&[0, 0, 0, 0, 0]), true)
+        .expect("check message");
+    check.await.expect("check answered");
+    for _ in 0..20 {
+        app.employee("alice@exampleco.com")
+            .list_timesheets(ListTimesheetsRequest::default())
+            .await
+            .expect("the only permit is free");
+        tokio::task::yield_now().await;
+    }
+    driver.abort();
+    app.shutdown().await;
+}
+
+#[tokio::test]
 async fn at_the_concurrency_limit_calls_are_shed_not_queued() {
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.max_concurrent_requests = 1).await else {
         return;
