@@ -28,7 +28,7 @@ use tokio::{
     task::JoinSet,
     time::Instant,
 };
-use tokio_rustls::TlsAcceptor;
+use tokio_rustls::{LazyConfigAcceptor, TlsAcceptor};
 
 /// Keepalive pings find dead peers on idle HTTP/2 connections; a peer that
 /// does not answer within the timeout is dropped.
@@ -238,8 +238,17 @@ async fn handshake<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let _permit = handshakes.acquire().await.ok()?;
-    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+    let handshake = async {
+        // Waiting for the ClientHello costs nothing, so it holds no slot:
+        // a client that sends nothing waits out its timeout alone, not in
+        // front of every client behind it. The slot bounds the signing
+        // work that follows, and the one timeout covers the wait for it.
+        let start =
+            LazyConfigAcceptor::new(tokio_rustls::rustls::server::Acceptor::default(), tcp).await?;
+        let _permit = handshakes.acquire().await.map_err(std::io::Error::other)?;
+        start.into_stream(Arc::clone(acceptor.config())).await
+    };
+    match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, handshake).await {
         Ok(Ok(stream)) => Some(stream),
         Ok(Err(err)) => {
             tracing::debug!(%err, "TLS handshake failed");
