@@ -278,6 +278,13 @@ pub struct ServeConfig {
     #[arg(long, env = "TIMESHEETS_HTTP1_HEADER_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
     pub http1_header_timeout: Duration,
 
+    /// How long a request body may go without sending anything, on any
+    /// protocol: the read then fails and the call ends. It bounds a client
+    /// that sends its headers and then stalls, which would otherwise hold
+    /// its connection and its admission permit for as long as it liked.
+    #[arg(long, env = "TIMESHEETS_REQUEST_BODY_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
+    pub request_body_timeout: Duration,
+
     /// Calls per second one caller (token subject) may make, with bursts of
     /// the same size; beyond it RESOURCE_EXHAUSTED (HTTP 429). Off when unset.
     #[arg(long, env = "TIMESHEETS_RATE_LIMIT_PER_USER")]
@@ -466,6 +473,7 @@ mod tests {
         for flag in [
             "--request-timeout",
             "--http1-header-timeout",
+            "--request-body-timeout",
             "--jwks-fetch-timeout",
         ] {
             let err = Cli::try_parse_from(["timesheets", "serve", "--dev", flag, "0s"])

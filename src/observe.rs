@@ -60,6 +60,8 @@ pub struct Admission {
     pub grace_over: watch::Receiver<bool>,
     /// Deadline for HTTP/JSON calls without their own `grpc-timeout`.
     pub http_timeout: Duration,
+    /// How long a request body may send nothing before its read fails.
+    pub body_timeout: Duration,
 }
 
 /// The server-wide layer.
@@ -243,6 +245,16 @@ where
         };
         let exempt = exempt(request.uri().path());
         let started = Instant::now();
+        if !http_body::Body::is_end_stream(request.body()) {
+            let timeout = admission.body_timeout;
+            request = request.map(|inner| {
+                Body::new(StallGuard {
+                    inner,
+                    timeout,
+                    timer: None,
+                })
+            });
+        }
         let budget = deadline.map(|d| d.saturating_sub(deadline_margin(d)));
         // Spent on arrival: answered below without doing any work, and so
         // counted there, since the call never reaches its own metrics.
@@ -599,6 +611,55 @@ impl Boxed for tonic::body::Body {
         T::Error: Into<axum::BoxError>,
     {
         tonic::body::Body::new(body)
+    }
+}
+
+/// A request body whose read fails once it has sent nothing for `timeout`.
+/// A client that sends its headers and then stalls would otherwise hold its
+/// connection, and its admission permit, for as long as it liked: nothing
+/// else times a body (hyper times only an HTTP/1 request's head, and a gRPC
+/// call need not have a deadline). The timer starts only when a read has
+/// to wait, so a body that has already arrived, as most do, costs none.
+struct StallGuard {
+    inner: Body,
+    timeout: Duration,
+    timer: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl http_body::Body for StallGuard {
+    type Data = axum::body::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
+            this.timer = None;
+            return Poll::Ready(frame);
+        }
+        let timeout = this.timeout;
+        let timer = this
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
+        if timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        this.timer = None;
+        let stalled = std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "the request body sent nothing for too long",
+        );
+        Poll::Ready(Some(Err(axum::Error::new(stalled))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
     }
 }
 

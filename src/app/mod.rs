@@ -231,6 +231,7 @@ impl App {
             permits: Arc::new(Semaphore::new(config.max_concurrent_requests)),
             grace_over: grace_watch,
             http_timeout: config.request_timeout,
+            body_timeout: config.request_body_timeout,
         };
         // Everything else is HTTP/JSON, transcoded into the same stack.
         let router = router

@@ -680,6 +680,7 @@ async fn raw_connection_after(sent: &[u8]) -> Option<(TestApp, tokio::net::TcpSt
     use tokio::io::AsyncWriteExt;
     let app = spawn_app_with(Backend::Sqlite, |config| {
         config.http1_header_timeout = HEADER_TIMEOUT;
+        config.request_body_timeout = HEADER_TIMEOUT;
     })
     .await?;
     let mut socket = tokio::net::TcpStream::connect(app.addr)
@@ -699,6 +700,70 @@ async fn a_slowloris_connection_with_unfinished_headers_is_closed() {
         closed_by_server(&mut slow).await,
         "a connection with unfinished headers was kept open"
     );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_request_whose_body_stalls_is_ended_and_its_connection_closed() {
+    // The health check needs no token and holds no permit: before the body
+    // timeout, nothing bounded this connection at all.
+    let Some((app, mut stalled)) = raw_connection_after(
+        b"POST /grpc.health.v1.Health/Check HTTP/1.1\r\nHost: x\r\n\
+          Content-Type: application/grpc-web\r\nContent-Length: 5\r\n\r\n",
+    )
+    .await
+    else {
+        return;
+    };
+    assert!(
+        closed_by_server(&mut stalled).await,
+        "a request whose body never came kept its connection"
+    );
+    app.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_call_whose_request_message_never_comes_gives_its_permit_back() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.max_concurrent_requests = 1;
+        // Long enough for the probes below to see the permit taken first.
+        c.request_body_timeout = Duration::from_secs(2);
+    })
+    .await
+    else {
+        return;
+    };
+    let tcp = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    let (client, connection) = h2::client::handshake(tcp).await.expect("h2 handshake");
+    let driver = tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    let mut client = client.ready().await.expect("ready");
+    let token = app.token("alice@exampleco.com", EMPLOYEE);
+    let request = http::Request::post(format!(
+        "http://{}/timesheets.v1.TimesheetService/ListTimesheets",
+        app.addr
+    ))
+    .header("content-type", "application/grpc")
+    .header("te", "trailers")
+    .header("authorization", format!("Bearer {token}"))
+    .body(())
+    .expect("request");
+    // Headers, and no message: no deadline either.
+    let (reply, _open) = client.send_request(request, false).expect("headers");
+    until_in_flight(&app).await;
+    let reply = tokio::time::timeout(Duration::from_secs(10), reply)
+        .await
+        .expect("the stalled call was ended")
+        .expect("a reply");
+    assert_eq!(reply.status(), http::StatusCode::OK);
+    app.employee("alice@exampleco.com")
+        .list_timesheets(ListTimesheetsRequest::default())
+        .await
+        .expect("the permit is back");
+    driver.abort();
     app.shutdown().await;
 }
 
