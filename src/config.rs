@@ -168,8 +168,9 @@ pub struct ServeConfig {
     #[arg(long, env = "TIMESHEETS_JWKS_CACHE_TTL", default_value = "10m", value_parser = humantime::parse_duration)]
     pub jwks_cache_ttl: Duration,
 
-    /// At most one unknown-kid refetch per this interval.
-    #[arg(long, env = "TIMESHEETS_JWKS_REFETCH_INTERVAL", default_value = "30s", value_parser = humantime::parse_duration)]
+    /// At most one unknown-kid refetch per this interval (not zero: it is what
+    /// keeps a flood of made-up kids from hammering the provider).
+    #[arg(long, env = "TIMESHEETS_JWKS_REFETCH_INTERVAL", default_value = "30s", value_parser = positive_duration)]
     pub jwks_refetch_interval: Duration,
 
     /// How long the last good keys keep working past freshness while refreshes fail.
@@ -475,6 +476,7 @@ mod tests {
             "--http1-header-timeout",
             "--request-body-timeout",
             "--jwks-fetch-timeout",
+            "--jwks-refetch-interval",
         ] {
             let err = Cli::try_parse_from(["timesheets", "serve", "--dev", flag, "0s"])
                 .err()

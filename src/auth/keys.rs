@@ -335,7 +335,11 @@ struct Loaded {
 
 impl Loaded {
     fn usable(&self, now: Instant, max_stale: Duration) -> bool {
-        !self.set.all.is_empty() && self.fresh_until.is_none_or(|fresh| now < fresh + max_stale)
+        // A `max_stale` too large to add (an operator's "forever") never ends.
+        !self.set.all.is_empty()
+            && self
+                .fresh_until
+                .is_none_or(|fresh| fresh.checked_add(max_stale).is_none_or(|end| now < end))
     }
 }
 

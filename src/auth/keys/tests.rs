@@ -295,6 +295,26 @@ async fn stopping_the_refresher_ends_a_refetch_under_way() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn a_max_stale_of_forever_keeps_stale_keys_working() {
+    let signing = key();
+    let source = Scripted::new(&[&signing]);
+    let keys = Arc::new(KeyStore::remote(
+        Arc::clone(&source) as Arc<dyn JwksSource>,
+        KeySettings {
+            max_stale: Duration::MAX,
+            ..KeySettings::default()
+        },
+    ));
+    keys.refresh().await.expect("initial fetch");
+    source.set_mode(Mode::Down);
+    tokio::time::advance(Duration::from_secs(365 * 24 * 3600)).await;
+    keys.key_for(Some(signing.kid()), RS256)
+        .await
+        .expect("stale keys still verify");
+    assert!(keys.has_usable_keys());
+}
+
+#[tokio::test(start_paused = true)]
 async fn an_outage_with_keys_cached_keeps_working_until_max_stale() {
     let signing = key();
     let source = Scripted::new(&[&signing]);
