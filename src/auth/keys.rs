@@ -311,7 +311,15 @@ impl KeySet {
         match kid {
             Some(kid) => match self.by_kid.get(kid) {
                 Some(key) if key.usable_with(alg) => Ok(Some(Arc::clone(key))),
-                Some(_) => Err(Rejection::AlgorithmNotAllowed),
+                // Keys may share a kid when their types differ (RFC 7517
+                // §4.5), and the map holds only one of them: the one this
+                // algorithm fits, if any.
+                Some(_) => self
+                    .all
+                    .iter()
+                    .find(|key| key.kid.as_deref() == Some(kid) && key.usable_with(alg))
+                    .map(|key| Some(Arc::clone(key)))
+                    .ok_or(Rejection::AlgorithmNotAllowed),
                 None => Ok(None),
             },
             // No kid: only unambiguous when a single key fits.

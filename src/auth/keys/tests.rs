@@ -561,6 +561,28 @@ fn unusable_jwks_entries_are_skipped_one_by_one() {
     assert_eq!(keys.len(), 1, "only the usable key survives");
 }
 
+#[test]
+fn keys_sharing_a_kid_are_told_apart_by_the_algorithm_they_fit() {
+    let mut rs256 = key().jwk();
+    rs256["kid"] = "shared".into();
+    let mut rs384 = key().jwk();
+    rs384["kid"] = "shared".into();
+    rs384["alg"] = "RS384".into();
+    let doc = serde_json::json!({ "keys": [rs256, rs384] });
+    let set = KeySet::new(parse_jwks(doc.to_string().as_bytes()).expect("parses"));
+    for alg in [Algorithm::RS256, Algorithm::RS384] {
+        let found = set
+            .find(Some("shared"), alg)
+            .expect("allowed")
+            .expect("a key");
+        assert!(found.usable_with(alg), "{alg:?}");
+    }
+    assert_eq!(
+        set.find(Some("shared"), Algorithm::RS512).err(),
+        Some(Rejection::AlgorithmNotAllowed)
+    );
+}
+
 #[tokio::test(start_paused = true)]
 async fn a_providers_max_age_is_honoured_within_bounds() {
     let signing = key();
