@@ -175,8 +175,8 @@ pub async fn serve(
 /// ever. Counting requests at the service covers all of them, whatever the
 /// protocol turns out to be. The close is graceful, so a request that
 /// arrives just then is still served (or, on HTTP/2, refused in a way the
-/// client knows it may retry); a peer that does not take the goodbye within
-/// [`GOODBYE_TIMEOUT`] is dropped.
+/// client knows it may retry); a peer that neither takes the goodbye nor
+/// makes a request within [`GOODBYE_TIMEOUT`] is dropped.
 async fn serve_connection<IO>(
     builder: &auto::Builder<TokioExecutor>,
     io: IO,
@@ -224,6 +224,9 @@ async fn serve_connection<IO>(
                     timer.as_mut().reset(Instant::now() + GOODBYE_TIMEOUT);
                     timing = Timer::Goodbye;
                 }
+                // A request that came in after all, in the goodbye's
+                // window, is served to its end like any other.
+                Timer::Goodbye if requested.load(Ordering::Relaxed) => timing = Timer::Off,
                 Timer::Goodbye | Timer::Off => return,
             },
         }

@@ -770,6 +770,110 @@ async fn a_connection_that_never_completes_a_request_is_closed() {
     }
 }
 
+/// A request that comes in as a connection that made none is being closed,
+/// after the server's GOAWAY and before the client has acknowledged it, is
+/// served to its end, however long its body takes, rather than dropped with
+/// the connection a second later.
+#[tokio::test]
+async fn a_request_made_while_an_idle_connection_says_goodbye_is_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(app) = spawn_app_with(Backend::Sqlite, |config| {
+        config.http1_header_timeout = HEADER_TIMEOUT;
+    })
+    .await
+    else {
+        return;
+    };
+    let mut socket = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    // The preface and empty SETTINGS; nothing the server sends is answered,
+    // so its goodbye stays unconfirmed.
+    socket
+        .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .expect("preface");
+    // Frame type and stream of each frame the server sends.
+    async fn next_frame(socket: &mut tokio::net::TcpStream) -> Option<(u8, u32)> {
+        let mut head = [0u8; 9];
+        socket.read_exact(&mut head).await.ok()?;
+        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+        socket.read_exact(&mut vec![0; len]).await.ok()?;
+        Some((
+            head[3],
+            u32::from_be_bytes([head[5], head[6], head[7], head[8]]),
+        ))
+    }
+    const HEADERS: u8 = 0x1;
+    const GOAWAY: u8 = 0x7;
+    let goodbye = async {
+        while let Some((kind, _)) = next_frame(&mut socket).await {
+            if kind == GOAWAY {
+                return true;
+            }
+        }
+        false
+    };
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), goodbye)
+            .await
+            .unwrap_or(false),
+        "no GOAWAY for a connection that made no request"
+    );
+    // A health check on stream 1, its header block in HPACK literals.
+    let mut block = Vec::new();
+    for (name, value) in [
+        (":method", "POST"),
+        (":scheme", "http"),
+        (":path", "/grpc.health.v1.Health/Check"),
+        (":authority", "localhost"),
+        ("content-type", "application/grpc"),
+        ("te", "trailers"),
+    ] {
+        block.push(0);
+        block.push(name.len() as u8);
+        block.extend_from_slice(name.as_bytes());
+        block.push(value.len() as u8);
+        block.extend_from_slice(value.as_bytes());
+    }
+    let frame = |kind: u8, flags: u8, payload: &[u8]| {
+        let len = (payload.len() as u32).to_be_bytes();
+        let mut frame = vec![len[1], len[2], len[3], kind, flags, 0, 0, 0, 1];
+        frame.extend_from_slice(payload);
+        frame
+    };
+    const END_STREAM: u8 = 0x1;
+    const END_HEADERS: u8 = 0x4;
+    socket
+        .write_all(&frame(HEADERS, END_HEADERS, &block))
+        .await
+        .expect("headers");
+    // The message comes after the server's 1 s goodbye timer.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    socket
+        .write_all(&frame(0x0, END_STREAM, &[0; 5]))
+        .await
+        .expect("message");
+    let answer = async {
+        while let Some((kind, stream)) = next_frame(&mut socket).await {
+            if kind == HEADERS && stream == 1 {
+                return true;
+            }
+        }
+        false
+    };
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), answer)
+            .await
+            .unwrap_or(false),
+        "the request was dropped with its connection"
+    );
+    // Still unconfirmed, the goodbye would hold the connection, as any peer
+    // that answers no PING holds one, until the keep-alive timeout.
+    drop(socket);
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_idle_http1_keep_alive_connection_is_closed() {
     use tokio::io::AsyncReadExt;
