@@ -2,7 +2,8 @@
 //! a request id, a tracing span, admission control (global concurrency
 //! limit with load shedding), deadlines, and the shutdown grace period. And
 //! per-call metrics around the TimesheetService, where every protocol has
-//! become a gRPC call.
+//! become a gRPC call, and the grace period's end for response streams
+//! ([`GraceCut`]).
 
 use std::{
     convert::Infallible,
@@ -34,6 +35,9 @@ use crate::{
     metrics::{CallKey, Metrics},
     transcode,
 };
+
+mod streams;
+pub use streams::GraceCut;
 
 /// Longest client request id we keep; longer ones are replaced.
 const MAX_REQUEST_ID: usize = 128;
@@ -115,6 +119,14 @@ fn reject(
         );
     }
     response
+}
+
+/// Resolves when the shutdown grace period is over.
+async fn wait_for_grace_over(mut grace_over: watch::Receiver<bool>) {
+    // A dropped sender means no shutdown is coming: wait forever.
+    if grace_over.wait_for(|over| *over).await.is_err() {
+        std::future::pending::<()>().await;
+    }
 }
 
 /// The method a gRPC or gRPC-Web path names on the TimesheetService, the
@@ -303,13 +315,7 @@ where
                     }
                 }
             };
-            let mut grace_over = admission.grace_over.clone();
-            let grace = async move {
-                // A dropped sender means no shutdown is coming: wait forever.
-                if grace_over.wait_for(|over| *over).await.is_err() {
-                    std::future::pending::<()>().await;
-                }
-            };
+            let grace = wait_for_grace_over(admission.grace_over.clone());
             let call = async {
                 match limit {
                     Some(Duration::ZERO) => {

@@ -50,7 +50,7 @@ use crate::{
     config::{DEV_AUDIENCE, ServeConfig},
     dev::{self, DevIssuer, SigningKey},
     metrics::Metrics,
-    observe::{Admission, CallMetricsLayer, ObserveLayer, WatchBody},
+    observe::{Admission, CallMetricsLayer, GraceCut, ObserveLayer, WatchBody},
     pagination::PageTokens,
     proto::{
         FILE_DESCRIPTOR_SET, SERVICE_NAME, descriptor_pool,
@@ -67,16 +67,20 @@ use crate::{
 
 use self::{cors::cors, verifier::build_verifier};
 
-/// How long shutdown waits for background tasks; they only sleep or fetch
-/// with a 2 s timeout, so this is generous.
-const BACKGROUND_GRACE: Duration = Duration::from_secs(5);
+/// How long shutdown waits for background tasks before it aborts them;
+/// they stop at once when told to, unless in the middle of a JWKS fetch.
+/// This and [`DRAIN_MARGIN`] are all the process takes beyond the shutdown
+/// delay and grace period, so the default 25 s grace ends the process
+/// within Kubernetes' default 30 s kill timeout.
+const BACKGROUND_GRACE: Duration = Duration::from_secs(2);
 
 /// Name of the page-token MAC key in `server_secrets`.
 const PAGE_TOKEN_SECRET: &str = "page_token_hmac_v1";
 
-/// After the grace period, the remaining calls are answered UNAVAILABLE;
-/// this is how long their connections then get to deliver that.
-const DRAIN_MARGIN: Duration = Duration::from_secs(5);
+/// After the grace period, the remaining calls and streams are answered
+/// UNAVAILABLE; this is how long their connections then get to deliver
+/// that to clients slow to read it.
+const DRAIN_MARGIN: Duration = Duration::from_secs(2);
 
 /// The shutdown timings, from the configuration.
 struct Shutdown {
@@ -197,17 +201,23 @@ impl App {
             scope_option: Some(REQUIRED_SCOPE_OPTION.to_owned()),
             token_url: token_url(&config, dev.as_deref()),
         });
-        // Each gRPC service answers gRPC-Web too, through tonic-web.
-        let mut router = Routes::new(GrpcOnly::new(health_service))
-            .add_service(GrpcOnly::new(
-                reflection().build_v1().context("building reflection v1")?,
-            ))
-            // grpcurl still speaks v1alpha only.
-            .add_service(GrpcOnly::new(
-                reflection()
-                    .build_v1alpha()
-                    .context("building reflection v1alpha")?,
-            ))
+        // Each gRPC service answers gRPC-Web too, through tonic-web. These
+        // three stream replies, which the grace period's end must cut too.
+        let health_service = GrpcOnly::new(GraceCut::new(health_service, grace_watch.clone()));
+        let reflection_v1 = GrpcOnly::new(GraceCut::new(
+            reflection().build_v1().context("building reflection v1")?,
+            grace_watch.clone(),
+        ));
+        // grpcurl still speaks v1alpha only.
+        let reflection_v1alpha = GrpcOnly::new(GraceCut::new(
+            reflection()
+                .build_v1alpha()
+                .context("building reflection v1alpha")?,
+            grace_watch.clone(),
+        ));
+        let mut router = Routes::new(health_service)
+            .add_service(reflection_v1)
+            .add_service(reflection_v1alpha)
             .into_axum_router()
             // The body watch sits outside tonic-web, which would turn a
             // failed read into INTERNAL before the watch saw it.

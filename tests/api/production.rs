@@ -9,7 +9,8 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
 use tonic_health::pb::{
-    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+    HealthCheckRequest, HealthCheckResponse, health_check_response::ServingStatus,
+    health_client::HealthClient,
 };
 
 use crate::helpers::*;
@@ -384,8 +385,11 @@ async fn shutdown_turns_health_not_serving_and_lets_in_flight_calls_finish() {
     app.finish_shutdown().await;
 }
 
+/// Calls, and streams whose replies began long before (a health watch),
+/// are ended with UNAVAILABLE, the answer a client retries elsewhere, rather
+/// than left to hold the shutdown until their connections are dropped.
 #[tokio::test]
-async fn calls_still_running_after_the_grace_period_get_unavailable() {
+async fn calls_and_streams_still_running_after_the_grace_period_get_unavailable() {
     let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
         c.shutdown_grace = Duration::from_millis(300);
         c.max_concurrent_requests = 1;
@@ -394,16 +398,33 @@ async fn calls_still_running_after_the_grace_period_get_unavailable() {
     else {
         return;
     };
+    let mut watch = HealthClient::new(app.channel.clone())
+        .watch(HealthCheckRequest {
+            service: String::new(),
+        })
+        .await
+        .expect("watch")
+        .into_inner();
+    let serving = |update: Result<Option<HealthCheckResponse>, tonic::Status>| {
+        update.expect("status").expect("an update").status()
+    };
+    assert_eq!(serving(watch.message().await), ServingStatus::Serving);
     // Another connection holds SQLite's write lock, so a create stays in flight.
     let blocker = WriteLock::take(&app).await;
     let create = create_in_flight(&app).await;
 
     let app = app.begin_shutdown();
+    assert_eq!(serving(watch.message().await), ServingStatus::NotServing);
     let status = create
         .await
         .expect("joined")
         .expect_err("cut off after the grace period");
     assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    let cut = watch.message().await.expect_err("the stream ended");
+    assert_eq!(
+        (cut.code(), cut.message()),
+        (Code::Unavailable, "server is shutting down; retry")
+    );
     blocker.release().await;
     app.finish_shutdown().await;
 }
