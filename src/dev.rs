@@ -25,7 +25,10 @@ use base64::{
 };
 use serde_json::{Value, json};
 
-use crate::config::{DEV_AUDIENCE, TokenArgs};
+use crate::{
+    auth::keys::well_known,
+    config::{DEV_AUDIENCE, TokenArgs},
+};
 
 mod oauth;
 
@@ -277,6 +280,11 @@ pub struct DevIssuer {
 }
 
 impl DevIssuer {
+    /// The URL of `path`, one of the [`well_known`] paths, on this issuer.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer.trim_end_matches('/'))
+    }
+
     /// A token for `persona` that expires in `expires_in` seconds.
     pub fn token(&self, persona: &Persona, expires_in: i64) -> anyhow::Result<String> {
         self.token_with_scopes(persona, persona.scopes, expires_in)
@@ -383,8 +391,8 @@ impl DevIssuer {
         async fn discovery(State(dev): State<std::sync::Arc<DevIssuer>>) -> Json<Value> {
             Json(json!({
                 "issuer": dev.issuer,
-                "jwks_uri": format!("{}.well-known/jwks.json", dev.issuer),
-                "token_endpoint": format!("{}oauth/token", dev.issuer),
+                "jwks_uri": dev.url(well_known::JWKS),
+                "token_endpoint": dev.url(well_known::TOKEN),
                 "grant_types_supported": ["client_credentials"],
                 "id_token_signing_alg_values_supported": ["RS256"],
             }))
@@ -418,10 +426,10 @@ impl DevIssuer {
             }
         }
         axum::Router::new()
-            .route("/.well-known/jwks.json", get(jwks))
-            .route("/.well-known/openid-configuration", get(discovery))
+            .route(well_known::JWKS, get(jwks))
+            .route(well_known::DISCOVERY, get(discovery))
             .route("/dev/token", get(token))
-            .route("/oauth/token", post(oauth::token))
+            .route(well_known::TOKEN, post(oauth::token))
             .with_state(self)
     }
 }

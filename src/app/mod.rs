@@ -46,7 +46,7 @@ use tonic_web::GrpcWebLayer;
 use tower::{Layer, ServiceBuilder};
 
 use crate::{
-    auth::{AuthLayer, Authenticator, ScopeTable, scopes::REQUIRED_SCOPE_OPTION},
+    auth::{AuthLayer, Authenticator, ScopeTable, keys::well_known, scopes::REQUIRED_SCOPE_OPTION},
     config::{DEV_AUDIENCE, ServeConfig},
     dev::{self, DevIssuer, SigningKey},
     metrics::Metrics,
@@ -351,10 +351,11 @@ fn token_url(config: &ServeConfig, dev: Option<&DevIssuer>) -> String {
         .map(String::as_str)
         .or(dev.map(|d| d.issuer.as_str()));
     format!(
-        "{}/oauth/token",
+        "{}{}",
         issuer
             .unwrap_or("https://YOUR_TENANT.auth0.com/")
-            .trim_end_matches('/')
+            .trim_end_matches('/'),
+        well_known::TOKEN
     )
 }
 

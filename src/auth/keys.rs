@@ -35,6 +35,15 @@ use super::{AuthError, Rejection};
 /// RFC 8725 §3.5 / NIST SP 800-131A: RSA keys below 2048 bits are refused.
 const MIN_RSA_BITS: usize = 2048;
 
+/// Where an Auth0 tenant, and the dev issuer that stands in for one, serves
+/// its OpenID discovery document, its JWKS and its token endpoint: paths
+/// below the issuer URL.
+pub mod well_known {
+    pub const DISCOVERY: &str = "/.well-known/openid-configuration";
+    pub const JWKS: &str = "/.well-known/jwks.json";
+    pub const TOKEN: &str = "/oauth/token";
+}
+
 /// Lifecycle tunables; defaults follow jwks-rsa, jose, Nimbus and Envoy.
 #[derive(Debug, Clone)]
 pub struct KeySettings {
@@ -699,7 +708,7 @@ impl HttpJwks {
         let base = self.issuer.trim_end_matches('/');
         let from_discovery = async {
             let (body, _) = self
-                .get(&format!("{base}/.well-known/openid-configuration"))
+                .get(&format!("{base}{}", well_known::DISCOVERY))
                 .await?;
             #[derive(Deserialize)]
             struct Discovery {
@@ -716,7 +725,7 @@ impl HttpJwks {
             }
             Err(err) => {
                 tracing::debug!(error = %format!("{err:#}"), "OpenID discovery failed; using the well-known JWKS path");
-                let fallback = format!("{base}/.well-known/jwks.json");
+                let fallback = format!("{base}{}", well_known::JWKS);
                 // A provider that answers 404 or 410 has no discovery
                 // document: it is not asked again, so a refetch waits for
                 // one request, not two. Anything else (429, 403 from a
