@@ -7,7 +7,6 @@
 
 use std::{
     convert::Infallible,
-    marker::PhantomData,
     pin::Pin,
     sync::{
         Arc,
@@ -257,16 +256,7 @@ where
         };
         let exempt = exempt(request.uri().path());
         let started = Instant::now();
-        if !http_body::Body::is_end_stream(request.body()) {
-            let timeout = admission.body_timeout;
-            request = request.map(|inner| {
-                Body::new(StallGuard {
-                    inner,
-                    timeout,
-                    timer: None,
-                })
-            });
-        }
+        request = guard_body(request, admission.body_timeout);
         let budget = deadline.map(|d| d.saturating_sub(deadline_margin(d)));
         // Spent on arrival: answered below without doing any work, and so
         // counted there, since the call never reaches its own metrics.
@@ -516,7 +506,9 @@ where
 }
 
 /// Whether a request's body failed to arrive: an extension set by
-/// [`WatchBody`] and read by [`CallMetrics`].
+/// [`guard_body`] and read by [`CallMetrics`]. tonic turns such a failure
+/// into UNKNOWN and tonic-web into INTERNAL: by the time [`CallMetrics`]
+/// sees the reply, only this tells it from a server error.
 #[derive(Debug, Clone)]
 pub struct BodyRead(Arc<AtomicBool>);
 
@@ -526,113 +518,39 @@ impl BodyRead {
     }
 }
 
-/// Notes in each request whether its body failed to arrive. It wraps the
-/// route's service from outside tonic-web, which turns such a failure into
-/// INTERNAL, as tonic turns it into UNKNOWN: by the time [`CallMetrics`]
-/// sees the reply, only this tells it from a server error.
-pub struct WatchBody<S, B> {
-    inner: S,
-    /// The boxed body `inner` takes.
-    body: PhantomData<fn() -> B>,
-}
-
-impl<S> WatchBody<S, tonic::body::Body> {
-    /// Around a gRPC service itself.
-    pub fn grpc(inner: S) -> Self {
-        Self {
-            inner,
-            body: PhantomData,
-        }
+/// `request`, its body, unless it has all arrived, under a [`GuardedBody`]
+/// whose outcome the [`BodyRead`] in its extensions tells.
+fn guard_body(request: Request<Body>, timeout: Duration) -> Request<Body> {
+    if http_body::Body::is_end_stream(request.body()) {
+        return request;
     }
+    let (mut parts, inner) = request.into_parts();
+    let failed = Arc::new(AtomicBool::new(false));
+    parts.extensions.insert(BodyRead(Arc::clone(&failed)));
+    let body = Body::new(GuardedBody {
+        inner,
+        timeout,
+        timer: None,
+        failed,
+    });
+    Request::from_parts(parts, body)
 }
 
-impl<S> WatchBody<S, Body> {
-    /// Around a service that takes any body, such as tonic-web.
-    pub fn any(inner: S) -> Self {
-        Self {
-            inner,
-            body: PhantomData,
-        }
-    }
-}
-
-impl<S: Clone, B> Clone for WatchBody<S, B> {
-    fn clone(&self) -> Self {
-        Self {
-            inner: self.inner.clone(),
-            body: PhantomData,
-        }
-    }
-}
-
-impl<S, B> Service<Request<Body>> for WatchBody<S, B>
-where
-    S: Service<Request<B>>,
-    B: Boxed,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: Request<Body>) -> Self::Future {
-        let (mut parts, inner) = request.into_parts();
-        if http_body::Body::is_end_stream(&inner) {
-            return self.inner.call(Request::from_parts(parts, B::boxed(inner)));
-        }
-        let failed = Arc::new(AtomicBool::new(false));
-        parts.extensions.insert(BodyRead(Arc::clone(&failed)));
-        let body = B::boxed(WatchedBody { inner, failed });
-        self.inner.call(Request::from_parts(parts, body))
-    }
-}
-
-/// A boxed request body the watched one goes into: axum's, for a service
-/// that takes any body (tonic-web), or tonic's, for the gRPC stack itself,
-/// so that a native call's body is boxed once.
-pub trait Boxed: Sized {
-    fn boxed<T>(body: T) -> Self
-    where
-        T: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
-        T::Error: Into<axum::BoxError>;
-}
-
-impl Boxed for Body {
-    fn boxed<T>(body: T) -> Self
-    where
-        T: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
-        T::Error: Into<axum::BoxError>,
-    {
-        Body::new(body)
-    }
-}
-
-impl Boxed for tonic::body::Body {
-    fn boxed<T>(body: T) -> Self
-    where
-        T: http_body::Body<Data = axum::body::Bytes> + Send + 'static,
-        T::Error: Into<axum::BoxError>,
-    {
-        tonic::body::Body::new(body)
-    }
-}
-
-/// A request body whose read fails once it has sent nothing for `timeout`.
+/// A request body whose read fails once it has sent nothing for `timeout`,
+/// and which records a failed read, its own or the connection's.
 /// A client that sends its headers and then stalls would otherwise hold its
 /// connection, and its admission permit, for as long as it liked: nothing
 /// else times a body (hyper times only an HTTP/1 request's head, and a gRPC
 /// call need not have a deadline). The timer starts only when a read has
 /// to wait, so a body that has already arrived, as most do, costs none.
-struct StallGuard {
+struct GuardedBody {
     inner: Body,
     timeout: Duration,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
+    failed: Arc<AtomicBool>,
 }
 
-impl http_body::Body for StallGuard {
+impl http_body::Body for GuardedBody {
     type Data = axum::body::Bytes;
     type Error = axum::Error;
 
@@ -643,6 +561,9 @@ impl http_body::Body for StallGuard {
         let this = &mut *self;
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             this.timer = None;
+            if let Some(Err(_)) = &frame {
+                this.failed.store(true, Ordering::Relaxed);
+            }
             return Poll::Ready(frame);
         }
         let timeout = this.timeout;
@@ -653,41 +574,12 @@ impl http_body::Body for StallGuard {
             return Poll::Pending;
         }
         this.timer = None;
+        this.failed.store(true, Ordering::Relaxed);
         let stalled = std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "the request body sent nothing for too long",
         );
         Poll::Ready(Some(Err(axum::Error::new(stalled))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// A request body that records a failed read; see [`WatchBody`].
-struct WatchedBody {
-    inner: Body,
-    failed: Arc<AtomicBool>,
-}
-
-impl http_body::Body for WatchedBody {
-    type Data = axum::body::Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
-        if let Poll::Ready(Some(Err(_))) = &polled {
-            self.failed.store(true, Ordering::Relaxed);
-        }
-        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -792,11 +684,13 @@ mod tests {
             Ok::<_, Infallible>(status.into_http())
         });
         let metrics_layer = CallMetricsLayer::new(Arc::clone(metrics), grace_over);
-        let mut stack = WatchBody::any(metrics_layer.layer(service));
+        let mut stack = metrics_layer.layer(service);
         let request = Request::post("/timesheets.v1.TimesheetService/CreateTimesheet")
             .body(body)
             .expect("request");
-        let Ok(_) = stack.call(request).await;
+        let Ok(_) = stack
+            .call(guard_body(request, Duration::from_secs(5)))
+            .await;
     }
 
     /// The count of `method`'s gRPC calls answered `code` in `metrics`.

@@ -43,14 +43,14 @@ use tokio_rustls::TlsAcceptor;
 use tonic::service::Routes;
 use tonic_health::server::HealthReporter;
 use tonic_web::GrpcWebLayer;
-use tower::{Layer, ServiceBuilder};
+use tower::{Layer, ServiceBuilder, ServiceExt as _};
 
 use crate::{
     auth::{AuthLayer, Authenticator, ScopeTable, keys::well_known, scopes::REQUIRED_SCOPE_OPTION},
     config::{DEV_AUDIENCE, ServeConfig},
     dev::{self, DevIssuer, SigningKey},
     metrics::Metrics,
-    observe::{Admission, CallMetricsLayer, GraceCut, ObserveLayer, WatchBody},
+    observe::{Admission, CallMetricsLayer, GraceCut, ObserveLayer},
     pagination::PageTokens,
     proto::{
         FILE_DESCRIPTOR_SET, SERVICE_NAME, descriptor_pool,
@@ -219,13 +219,16 @@ impl App {
             .add_service(reflection_v1)
             .add_service(reflection_v1alpha)
             .into_axum_router()
-            // The body watch sits outside tonic-web, which would turn a
-            // failed read into INTERNAL before the watch saw it.
             .route_service(
                 &format!("/{SERVICE_NAME}/{{*method}}"),
                 GrpcOnly::split(
-                    WatchBody::grpc(timesheets.clone()),
-                    WatchBody::any(GrpcWebLayer::new().layer(timesheets.clone())),
+                    // In tonic's body, as tonic's own routes hand it over.
+                    timesheets
+                        .clone()
+                        .map_request(|call: http::Request<axum::body::Body>| {
+                            call.map(tonic::body::Body::new)
+                        }),
+                    GrpcWebLayer::new().layer(timesheets.clone()),
                 ),
             )
             .merge(routes::router(probes, openapi));
