@@ -13,7 +13,7 @@ use super::{
     comments::{comment, field_comment, summary},
     errors::NAMED_ERRORS,
     paths::openapi_path,
-    schema::is_well_known,
+    schema::{below, is_well_known},
 };
 use crate::transcode::{
     error::http_status,
@@ -142,11 +142,7 @@ impl Builder {
             BodyTarget::Field(field) => Some(field.number()),
             BodyTarget::None => None,
         };
-        let bound: Vec<Vec<u32>> = binding
-            .path_fields
-            .iter()
-            .map(|chain| chain.iter().map(FieldDescriptor::number).collect())
-            .collect();
+        let bound = bound_numbers(binding);
         let mut out = Vec::new();
         let mut prefix = Vec::new();
         for field in binding.rpc.input().fields() {
@@ -192,14 +188,30 @@ impl Builder {
         prefix.pop();
     }
 
+    /// The body's schema leaves out the fields the path sets: the path
+    /// wins over the body, so a value there would be ignored.
     fn request_body(&mut self, binding: &Binding) -> Option<Value> {
+        let bound = bound_numbers(binding);
+        let bound: Vec<&[u32]> = bound.iter().map(Vec::as_slice).collect();
         let (schema, required, description) = match &binding.body {
             BodyTarget::None => return None,
             // An empty body is the empty message: every field may be omitted.
-            BodyTarget::Whole => (self.message_ref(&binding.rpc.input()), false, None),
+            BodyTarget::Whole => {
+                let schema = self.message_without(&binding.rpc.input(), &bound);
+                (schema, false, None)
+            }
             // The body is the resource the method acts on; without it the
             // method has nothing to act on.
-            BodyTarget::Field(field) => (self.value_schema(field), true, field_comment(field)),
+            BodyTarget::Field(field) => {
+                let omitted = below(&bound, field.number());
+                let schema = match field.kind() {
+                    Kind::Message(message) if !omitted.is_empty() && !field.is_list() => {
+                        self.message_without(&message, &omitted)
+                    }
+                    _ => self.value_schema(field),
+                };
+                (schema, true, field_comment(field))
+            }
         };
         let mut body = Map::new();
         if let Some(text) = description {
@@ -319,4 +331,13 @@ fn has_next_link(binding: &Binding) -> bool {
                 .get_field_by_name(NEXT_PAGE_TOKEN)
                 .is_some()
     })
+}
+
+/// The field-number chains of the fields `binding`'s path sets.
+fn bound_numbers(binding: &Binding) -> Vec<Vec<u32>> {
+    binding
+        .path_fields
+        .iter()
+        .map(|chain| chain.iter().map(FieldDescriptor::number).collect())
+        .collect()
 }

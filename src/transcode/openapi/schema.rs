@@ -120,6 +120,54 @@ impl Builder {
         Some(schema)
     }
 
+    /// `message`'s schema without the fields at `omitted`, chains of field
+    /// numbers: those a binding's path sets, and so not its body. Inline
+    /// when any is omitted (down to the omitted fields, and as references
+    /// beside them), else the message's reference.
+    pub(super) fn message_without(
+        &mut self,
+        message: &MessageDescriptor,
+        omitted: &[&[u32]],
+    ) -> Value {
+        if omitted.is_empty() || is_well_known(message) {
+            return self.message_ref(message);
+        }
+        let mut properties = Map::new();
+        for field in message.fields() {
+            let number = field.number();
+            if omitted.contains(&&[number][..]) {
+                continue;
+            }
+            let deeper = below(omitted, number);
+            let schema = match field.kind() {
+                Kind::Message(nested) if !deeper.is_empty() && !field.is_list() => {
+                    let mut schema = self.message_without(&nested, &deeper);
+                    if let (Some(text), Value::Object(s)) = (field_comment(&field), &mut schema) {
+                        s.insert("description".into(), text.into());
+                    }
+                    schema
+                }
+                _ => self.described(&field),
+            };
+            properties.insert(self.json_name(&field).to_owned(), schema);
+        }
+        self.object(message, properties)
+    }
+
+    /// An object schema of `message` with `properties`.
+    fn object(&self, message: &MessageDescriptor, properties: Map<String, Value>) -> Value {
+        let mut schema = Map::new();
+        schema.insert("type".into(), "object".into());
+        if let Some(text) = comment(&message.parent_file(), message.path()) {
+            schema.insert("description".into(), text.into());
+        }
+        schema.insert("properties".into(), properties.into());
+        if self.closed_objects {
+            schema.insert("additionalProperties".into(), false.into());
+        }
+        schema.into()
+    }
+
     /// Describes every queued message, following the references each adds.
     pub(super) fn drain(&mut self) {
         while let Some(message) = self.pending.pop() {
@@ -128,19 +176,21 @@ impl Builder {
                 let schema = self.described(&field);
                 properties.insert(self.json_name(&field).to_owned(), schema);
             }
-            let mut schema = Map::new();
-            schema.insert("type".into(), "object".into());
-            if let Some(text) = comment(&message.parent_file(), message.path()) {
-                schema.insert("description".into(), text.into());
-            }
-            schema.insert("properties".into(), properties.into());
-            if self.closed_objects {
-                schema.insert("additionalProperties".into(), false.into());
-            }
-            self.schemas
-                .insert(message.full_name().to_owned(), schema.into());
+            let schema = self.object(&message, properties);
+            self.schemas.insert(message.full_name().to_owned(), schema);
         }
     }
+}
+
+/// The rest of each chain of field numbers that starts with `number`.
+pub(super) fn below<'c>(chains: &[&'c [u32]], number: u32) -> Vec<&'c [u32]> {
+    chains
+        .iter()
+        .filter_map(|chain| match chain.split_first() {
+            Some((&first, rest)) if first == number => Some(rest),
+            _ => None,
+        })
+        .collect()
 }
 
 fn is_wrapper(name: &str) -> bool {

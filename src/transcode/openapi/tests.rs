@@ -135,10 +135,41 @@ fn a_custom_verb_path_keeps_its_verb_and_its_path_parameter() {
         "an empty body is accepted"
     );
     assert_eq!(
-        op["requestBody"]["content"][JSON]["schema"]["$ref"],
-        "#/components/schemas/timesheets.v1.ApproveTimesheetRequest"
+        op["requestBody"]["content"][JSON]["schema"]["properties"],
+        json!({}),
+        "the path sets the request's one field, the id"
     );
     assert!(operation(&doc, "/approvals/{id}", "put").is_object());
+}
+
+/// The path wins over the body, so a body schema leaves out the fields
+/// the path sets, at any depth, and keeps references to the rest.
+#[test]
+fn a_request_body_schema_leaves_out_the_fields_its_path_sets() {
+    let doc = generic();
+    let body = |path: &str| {
+        operation(&doc, path, "post")["requestBody"]["content"][JSON]["schema"].clone()
+    };
+    let owner = body("/v1/owners/{owner.id}/gadgets:move");
+    assert_eq!(owner["type"], "object");
+    assert!(owner["properties"].get("id").is_none(), "{owner}");
+    assert_eq!(owner["properties"]["since"]["format"], "date-time");
+    assert_eq!(
+        owner["properties"]["owner"]["$ref"], "#/components/schemas/test.v1.Owner",
+        "the owner's owner is not bound here"
+    );
+    let gadget = body("/v1/{owner.owner.id}/gadgets/{name}:rename");
+    assert!(gadget["properties"].get("name").is_none(), "{gadget}");
+    assert_eq!(gadget["properties"]["count"]["format"], "int64");
+    let inner = &gadget["properties"]["owner"]["properties"]["owner"];
+    assert!(inner["properties"].get("id").is_none(), "{inner}");
+    assert_eq!(inner["properties"]["since"]["format"], "date-time");
+    assert!(
+        schema(&doc, "test.v1.Owner")["properties"]
+            .get("id")
+            .is_some(),
+        "the shared schema keeps every field"
+    );
 }
 
 #[test]
@@ -323,7 +354,11 @@ fn generic() -> Value {
              "options": {"[google.api.http]": {"get": "/v1/{name=items/*}",
                "additional_bindings": [{"get": "/v1/{name=things/*}"}, {"delete": "/v1/{path=keys/*}"}]}}},
             {"name": "PurgeGadget", "inputType": ".test.v1.Gadget", "outputType": ".test.v1.Gadget",
-             "options": {"[google.api.http]": {"custom": {"kind": "PURGE", "path": "/v1/gadgets/{name}"}}}}
+             "options": {"[google.api.http]": {"custom": {"kind": "PURGE", "path": "/v1/gadgets/{name}"}}}},
+            {"name": "MoveGadget", "inputType": ".test.v1.Gadget", "outputType": ".test.v1.Gadget",
+             "options": {"[google.api.http]": {"post": "/v1/owners/{owner.id}/gadgets:move", "body": "owner"}}},
+            {"name": "RenameGadget", "inputType": ".test.v1.Gadget", "outputType": ".test.v1.Gadget",
+             "options": {"[google.api.http]": {"post": "/v1/{owner.owner.id}/gadgets/{name}:rename", "body": "*"}}}
         ]}]
     }"#,
     );
