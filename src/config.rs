@@ -279,6 +279,24 @@ pub struct ServeConfig {
     #[arg(long, env = "TIMESHEETS_HTTP1_HEADER_TIMEOUT", default_value = "30s", value_parser = positive_duration)]
     pub http1_header_timeout: Duration,
 
+    /// Connections open at once; beyond it new ones wait in the listen
+    /// backlog until one closes. Keep it below the process's file limit.
+    #[arg(
+        long,
+        env = "TIMESHEETS_MAX_CONNECTIONS",
+        default_value_t = 10_000,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections: u32,
+
+    /// How long a connection may go without starting a request before it is
+    /// closed gracefully (HTTP/2 GOAWAY: calls in flight finish, clients
+    /// reconnect when they next need to). It frees the slots of clients
+    /// that keep connections open and unused; it is checked four times per
+    /// period, so a connection closes within 1.25 times it.
+    #[arg(long, env = "TIMESHEETS_CONNECTION_IDLE_TIMEOUT", default_value = "5m", value_parser = positive_duration)]
+    pub connection_idle_timeout: Duration,
+
     /// How long a request body may go without sending anything, on any
     /// protocol: the read then fails and the call ends. It bounds a client
     /// that sends its headers and then stalls, which would otherwise hold
@@ -354,6 +372,10 @@ impl fmt::Debug for ServeConfig {
                 &self.http2_max_concurrent_streams,
             )
             .field("max_header_bytes", &self.max_header_bytes)
+            .field("http1_header_timeout", &self.http1_header_timeout)
+            .field("max_connections", &self.max_connections)
+            .field("connection_idle_timeout", &self.connection_idle_timeout)
+            .field("request_body_timeout", &self.request_body_timeout)
             .field("rate_limit_per_user", &self.rate_limit_per_user)
             .field("tls_cert", &self.tls_cert)
             .field("tls_key", &self.tls_key.as_ref().map(|_| "<redacted path>"))

@@ -10,7 +10,7 @@ use std::{
     future::Future,
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -65,6 +65,12 @@ pub struct Transport {
     /// it opened is closed (see [`serve_connection`]).
     pub http1_header_timeout: Duration,
     pub http2_max_concurrent_streams: u32,
+    /// Connections served at once; beyond it the accept loop waits, and new
+    /// connections with it, in the listen backlog.
+    pub max_connections: usize,
+    /// How long a connection may go without starting a request before it is
+    /// closed gracefully (see [`serve_connection`]).
+    pub idle_timeout: Duration,
     /// How long connections may take to finish once shutdown has begun,
     /// before they are closed.
     pub drain_timeout: Duration,
@@ -111,12 +117,23 @@ pub async fn serve(
     // Owns every connection task: finished ones are reaped as we go, the
     // rest are aborted when the drain timeout ends.
     let mut connections = JoinSet::new();
+    let mut at_limit = false;
     tokio::pin!(shutdown);
     loop {
+        let room = connections.len() < transport.max_connections;
+        if room {
+            at_limit = false;
+        } else if !at_limit {
+            at_limit = true;
+            tracing::warn!(
+                limit = transport.max_connections,
+                "connection limit reached; new connections wait in the backlog"
+            );
+        }
         let tcp = tokio::select! {
             () = &mut shutdown => break,
             Some(_) = connections.join_next(), if !connections.is_empty() => continue,
-            accepted = listener.accept() => match accepted {
+            accepted = listener.accept(), if room => match accepted {
                 Ok((tcp, _peer)) => tcp,
                 Err(err) => {
                     tracing::warn!(%err, "accepting a connection failed");
@@ -130,11 +147,14 @@ pub async fn serve(
         let builder = Arc::clone(&builder);
         let service = service.clone();
         let draining = draining.clone();
-        let first_request = transport.http1_header_timeout;
+        let timers = Timers {
+            first_request: transport.http1_header_timeout,
+            idle: transport.idle_timeout,
+        };
         match &tls {
             None => {
                 connections.spawn(async move {
-                    serve_connection(&builder, tcp, service, draining, first_request).await;
+                    serve_connection(&builder, tcp, service, draining, timers).await;
                 });
             }
             Some(acceptor) => {
@@ -144,7 +164,7 @@ pub async fn serve(
                     let Some(stream) = handshake(&acceptor, tcp, &handshakes).await else {
                         return;
                     };
-                    serve_connection(&builder, stream, service, draining, first_request).await;
+                    serve_connection(&builder, stream, service, draining, timers).await;
                 });
             }
         }
@@ -163,9 +183,19 @@ pub async fn serve(
     connections.shutdown().await;
 }
 
+/// When a connection that makes no requests is closed.
+#[derive(Clone, Copy)]
+struct Timers {
+    /// For its first request, from when it opens.
+    first_request: Duration,
+    /// For each later one, from the previous one's start.
+    idle: Duration,
+}
+
 /// Serves one connection until it ends: gracefully (HTTP/2 GOAWAY, HTTP/1
 /// close after the current response) once `draining` flips, and also when
-/// no request has arrived `first_request` after it opened.
+/// no request has arrived `first_request` after it opened, or none has
+/// started for the idle timeout since.
 ///
 /// hyper's HTTP/1 header timer starts only once the connection is known to
 /// be HTTP/1, and hyper-util tells the versions apart by reading up to the
@@ -177,32 +207,33 @@ pub async fn serve(
 /// arrives just then is still served (or, on HTTP/2, refused in a way the
 /// client knows it may retry); a peer that neither takes the goodbye nor
 /// makes a request within [`GOODBYE_TIMEOUT`] is dropped.
+///
+/// An HTTP/2 client, once it has made a request, may keep its connection
+/// for as long as it answers pings: the idle timer closes one that starts
+/// no request for a while, so that clients that hold connections unused
+/// do not fill the connection limit. Calls in flight then finish; the
+/// timer looks at the request count four times per period rather than
+/// timing each request.
 async fn serve_connection<IO>(
     builder: &auto::Builder<TokioExecutor>,
     io: IO,
     service: TowerToHyperService<axum::Router>,
     mut draining: watch::Receiver<bool>,
-    first_request: Duration,
+    timers: Timers,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    #[derive(PartialEq)]
-    enum Timer {
-        FirstRequest,
-        Goodbye,
-        Off,
-    }
-    let requested = Arc::new(AtomicBool::new(false));
+    let requests = Arc::new(AtomicU64::new(0));
     let counted = {
-        let requested = Arc::clone(&requested);
+        let requests = Arc::clone(&requests);
         service_fn(move |request| {
-            requested.store(true, Ordering::Relaxed);
+            requests.fetch_add(1, Ordering::Relaxed);
             service.call(request)
         })
     };
     let conn = builder.serve_connection(TokioIo::new(io), counted);
     tokio::pin!(conn);
-    let timer = tokio::time::sleep(first_request);
+    let timer = tokio::time::sleep(timers.first_request);
     tokio::pin!(timer);
     let (mut timing, mut closing) = (Timer::FirstRequest, false);
     loop {
@@ -213,22 +244,95 @@ async fn serve_connection<IO>(
                 conn.as_mut().graceful_shutdown();
                 closing = true;
             }
-            () = &mut timer, if timing != Timer::Off => match timing {
-                Timer::FirstRequest if requested.load(Ordering::Relaxed) => timing = Timer::Off,
-                Timer::FirstRequest => {
-                    tracing::debug!("no request within the header timeout; closing the connection");
-                    if !closing {
-                        conn.as_mut().graceful_shutdown();
-                        closing = true;
+            () = &mut timer, if timing != Timer::Off => {
+                let action;
+                (timing, action) = timing.fire(requests.load(Ordering::Relaxed), closing);
+                match action {
+                    Action::Wait => {}
+                    Action::Close(why) => {
+                        tracing::debug!("no request within the {why} timeout; closing the connection");
+                        if !closing {
+                            conn.as_mut().graceful_shutdown();
+                            closing = true;
+                        }
                     }
-                    timer.as_mut().reset(Instant::now() + GOODBYE_TIMEOUT);
-                    timing = Timer::Goodbye;
+                    Action::Drop => return,
                 }
-                // A request that came in after all, in the goodbye's
-                // window, is served to its end like any other.
-                Timer::Goodbye if requested.load(Ordering::Relaxed) => timing = Timer::Off,
-                Timer::Goodbye | Timer::Off => return,
+                match timing {
+                    Timer::Idle { .. } => timer.as_mut().reset(Instant::now() + timers.idle / QUARTERS),
+                    Timer::Goodbye => timer.as_mut().reset(Instant::now() + GOODBYE_TIMEOUT),
+                    Timer::FirstRequest | Timer::Off => {}
+                }
             },
+        }
+    }
+}
+
+/// The idle timer looks at a connection's request count this many times
+/// per idle timeout.
+const QUARTERS: u32 = 4;
+
+/// A connection's timer, by what it waits for.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Timer {
+    FirstRequest,
+    /// Quarters of the idle timeout gone by without a new request, and the
+    /// request count when they began.
+    Idle {
+        quarters: u32,
+        seen: u64,
+    },
+    /// The goodbye of a connection that made no request.
+    Goodbye,
+    Off,
+}
+
+/// What the connection does when its timer fires.
+#[derive(Debug, PartialEq)]
+enum Action {
+    Wait,
+    /// Close gracefully, for want of a request within the named timeout.
+    Close(&'static str),
+    Drop,
+}
+
+impl Timer {
+    /// The timer's next state when it fires, the connection having seen
+    /// `count` requests and `closing` already, and what to do.
+    fn fire(self, count: u64, closing: bool) -> (Timer, Action) {
+        match self {
+            // Already closing for another reason, after a request: its
+            // calls in flight finish, and nothing needs timing.
+            Timer::FirstRequest | Timer::Idle { .. } if closing && count > 0 => {
+                (Timer::Off, Action::Wait)
+            }
+            Timer::FirstRequest if count > 0 => (
+                Timer::Idle {
+                    quarters: 0,
+                    seen: count,
+                },
+                Action::Wait,
+            ),
+            Timer::FirstRequest => (Timer::Goodbye, Action::Close("header")),
+            Timer::Idle { seen, .. } if count != seen => (
+                Timer::Idle {
+                    quarters: 0,
+                    seen: count,
+                },
+                Action::Wait,
+            ),
+            Timer::Idle { quarters, seen } if quarters + 1 < QUARTERS => (
+                Timer::Idle {
+                    quarters: quarters + 1,
+                    seen,
+                },
+                Action::Wait,
+            ),
+            Timer::Idle { .. } => (Timer::Off, Action::Close("idle")),
+            // A request that came in after all, in the goodbye's window, is
+            // served to its end like any other.
+            Timer::Goodbye if count > 0 => (Timer::Off, Action::Wait),
+            Timer::Goodbye | Timer::Off => (Timer::Off, Action::Drop),
         }
     }
 }
@@ -269,5 +373,76 @@ where
 fn log_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
     if let Err(err) = result {
         tracing::debug!(%err, "connection ended with an error");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Fires `timer` once per count in `counts`, returning the last state
+    /// and every action.
+    fn run(mut timer: Timer, counts: &[u64]) -> (Timer, Vec<Action>) {
+        let mut actions = Vec::new();
+        for &count in counts {
+            let action;
+            (timer, action) = timer.fire(count, false);
+            actions.push(action);
+        }
+        (timer, actions)
+    }
+
+    #[test]
+    fn a_connection_that_starts_no_request_for_four_quarters_is_closed_and_a_new_request_restarts_the_count()
+     {
+        // First request seen at the header timeout, then three quiet
+        // quarters: still open.
+        let (timer, actions) = run(Timer::FirstRequest, &[1, 1, 1, 1]);
+        assert_eq!(
+            timer,
+            Timer::Idle {
+                quarters: 3,
+                seen: 1
+            }
+        );
+        assert!(actions.iter().all(|a| *a == Action::Wait));
+        // A request in the next quarter starts the count again.
+        let (timer, _) = run(timer, &[2, 2, 2, 2]);
+        assert_eq!(
+            timer,
+            Timer::Idle {
+                quarters: 3,
+                seen: 2
+            }
+        );
+        assert_eq!(timer.fire(2, false), (Timer::Off, Action::Close("idle")));
+    }
+
+    #[test]
+    fn a_connection_without_a_request_gets_a_goodbye_then_is_dropped_unless_one_came() {
+        assert_eq!(
+            Timer::FirstRequest.fire(0, false),
+            (Timer::Goodbye, Action::Close("header"))
+        );
+        assert_eq!(Timer::Goodbye.fire(0, true), (Timer::Off, Action::Drop));
+        assert_eq!(Timer::Goodbye.fire(1, true), (Timer::Off, Action::Wait));
+    }
+
+    #[test]
+    fn a_connection_already_closing_after_a_request_is_left_to_finish() {
+        assert_eq!(
+            Timer::FirstRequest.fire(3, true),
+            (Timer::Off, Action::Wait)
+        );
+        let idle = Timer::Idle {
+            quarters: 3,
+            seen: 3,
+        };
+        assert_eq!(idle.fire(3, true), (Timer::Off, Action::Wait));
+        // Draining before any request: the goodbye still ends it.
+        assert_eq!(
+            Timer::FirstRequest.fire(0, true),
+            (Timer::Goodbye, Action::Close("header"))
+        );
     }
 }

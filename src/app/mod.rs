@@ -260,6 +260,8 @@ impl App {
             max_header_bytes: config.max_header_bytes,
             http1_header_timeout: config.http1_header_timeout,
             http2_max_concurrent_streams: config.http2_max_concurrent_streams,
+            max_connections: config.max_connections as usize,
+            idle_timeout: config.connection_idle_timeout,
             drain_timeout: config.shutdown_grace + DRAIN_MARGIN,
         };
         Ok(Self {

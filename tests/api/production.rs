@@ -895,6 +895,69 @@ async fn a_request_made_while_an_idle_connection_says_goodbye_is_served() {
     app.shutdown().await;
 }
 
+/// An HTTP/2 client may keep a connection for as long as it answers pings:
+/// one that starts no request for the idle timeout is sent away (GOAWAY),
+/// and its connection ends.
+#[tokio::test]
+async fn an_http2_connection_that_starts_no_request_for_the_idle_timeout_is_closed() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |config| {
+        config.http1_header_timeout = HEADER_TIMEOUT;
+        config.connection_idle_timeout = HEADER_TIMEOUT;
+    })
+    .await
+    else {
+        return;
+    };
+    let (mut client, driver) = raw_h2(&app).await;
+    let request = http::Request::get(format!("http://{}/healthz", app.addr))
+        .body(())
+        .expect("request");
+    let (reply, _) = client.send_request(request, true).expect("request");
+    assert_eq!(reply.await.expect("reply").status(), http::StatusCode::OK);
+    tokio::time::timeout(Duration::from_secs(5), driver)
+        .await
+        .expect("the idle connection was closed")
+        .expect("joined");
+    app.shutdown().await;
+}
+
+/// Beyond the connection limit a new connection waits in the backlog,
+/// unanswered, until an open one closes.
+#[tokio::test]
+async fn beyond_the_connection_limit_a_new_connection_waits_for_an_open_one_to_close() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    // Two: the test app's own gRPC channel holds one.
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.max_connections = 2).await else {
+        return;
+    };
+    const GET: &[u8] = b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+    let mut first = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    first.write_all(GET).await.expect("request");
+    let mut status = [0u8; 12];
+    first.read_exact(&mut status).await.expect("a response");
+    assert_eq!(&status, b"HTTP/1.1 200");
+    // The kernel completes the handshake; the server does not take it up.
+    let mut second = tokio::net::TcpStream::connect(app.addr)
+        .await
+        .expect("connect");
+    second.write_all(GET).await.expect("request");
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), second.read_exact(&mut status))
+            .await
+            .is_err(),
+        "a connection beyond the limit was served"
+    );
+    drop(first);
+    tokio::time::timeout(Duration::from_secs(5), second.read_exact(&mut status))
+        .await
+        .expect("served once the first closed")
+        .expect("a response");
+    assert_eq!(&status, b"HTTP/1.1 200");
+    app.shutdown().await;
+}
+
 #[tokio::test]
 async fn an_idle_http1_keep_alive_connection_is_closed() {
     use tokio::io::AsyncReadExt;
