@@ -70,8 +70,9 @@ use self::{cors::cors, verifier::build_verifier};
 /// How long shutdown waits for background tasks before it aborts them;
 /// they stop at once when told to, unless in the middle of a JWKS fetch.
 /// This and [`DRAIN_MARGIN`] are all the process takes beyond the shutdown
-/// delay and grace period, so the default 25 s grace ends the process
-/// within Kubernetes' default 30 s kill timeout.
+/// delay and grace period, but for committing the writes already accepted,
+/// so the default 25 s grace ends the process within Kubernetes' default
+/// 30 s kill timeout.
 const BACKGROUND_GRACE: Duration = Duration::from_secs(2);
 
 /// Name of the page-token MAC key in `server_secrets`.
