@@ -52,6 +52,26 @@ const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 /// After an accept error such as EMFILE, retrying at once would spin.
 const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(100);
 
+/// File descriptors the process needs besides its connections: the
+/// listener, the database's, the JWKS client's, logs.
+const RESERVED_FILES: u64 = 64;
+
+/// Raises the open-file limit to its hard cap, as a server holding many
+/// sockets must (the usual soft limit is 1024), and warns when
+/// `max_connections` still does not fit under it: accepts would then fail
+/// (EMFILE) before the connection limit applied.
+pub fn raise_file_limit(max_connections: usize) {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) if limit < max_connections as u64 + RESERVED_FILES => tracing::warn!(
+            limit,
+            max_connections,
+            "the open-file limit is below --max-connections; accepts will fail before it"
+        ),
+        Ok(_) => {}
+        Err(err) => tracing::warn!(%err, "reading or raising the open-file limit failed"),
+    }
+}
+
 /// The transport limits, all from the configuration.
 #[derive(Clone, Debug)]
 pub struct Transport {
@@ -117,18 +137,23 @@ pub async fn serve(
     // Owns every connection task: finished ones are reaped as we go, the
     // rest are aborted when the drain timeout ends.
     let mut connections = JoinSet::new();
+    // Whether the limit has been reached since the count was last well
+    // below it: warned of once, not once for every connection let in as
+    // another closes.
     let mut at_limit = false;
+    let well_below = transport.max_connections - transport.max_connections / 10;
     tokio::pin!(shutdown);
     loop {
-        let room = connections.len() < transport.max_connections;
-        if room {
-            at_limit = false;
-        } else if !at_limit {
+        let open = connections.len();
+        let room = open < transport.max_connections;
+        if !room && !at_limit {
             at_limit = true;
             tracing::warn!(
                 limit = transport.max_connections,
                 "connection limit reached; new connections wait in the backlog"
             );
+        } else if open < well_below {
+            at_limit = false;
         }
         let tcp = tokio::select! {
             () = &mut shutdown => break,
@@ -195,7 +220,7 @@ struct Timers {
 /// Serves one connection until it ends: gracefully (HTTP/2 GOAWAY, HTTP/1
 /// close after the current response) once `draining` flips, and also when
 /// no request has arrived `first_request` after it opened, or none has
-/// started for the idle timeout since.
+/// started for the idle timeout.
 ///
 /// hyper's HTTP/1 header timer starts only once the connection is known to
 /// be HTTP/1, and hyper-util tells the versions apart by reading up to the
@@ -211,9 +236,11 @@ struct Timers {
 /// An HTTP/2 client, once it has made a request, may keep its connection
 /// for as long as it answers pings: the idle timer closes one that starts
 /// no request for a while, so that clients that hold connections unused
-/// do not fill the connection limit. Calls in flight then finish; the
-/// timer looks at the request count four times per period rather than
-/// timing each request.
+/// do not fill the connection limit. h2 takes new streams until the client
+/// confirms the goodbye, which a client may never do, so a connection sent
+/// away is dropped once it has started no request for another idle
+/// period. The timer looks at the request count four times per period
+/// rather than timing each request.
 async fn serve_connection<IO>(
     builder: &auto::Builder<TokioExecutor>,
     io: IO,
@@ -233,61 +260,79 @@ async fn serve_connection<IO>(
     };
     let conn = builder.serve_connection(TokioIo::new(io), counted);
     tokio::pin!(conn);
-    let timer = tokio::time::sleep(timers.first_request);
-    tokio::pin!(timer);
-    let (mut timing, mut closing) = (Timer::FirstRequest, false);
+    // The first request's deadline, then the goodbye's.
+    let deadline = tokio::time::sleep(timers.first_request);
+    tokio::pin!(deadline);
+    let mut deadline_armed = true;
+    // A tick of nothing would spin.
+    let quarter = (timers.idle / QUARTERS).max(Duration::from_millis(1));
+    let tick = tokio::time::sleep(quarter);
+    tokio::pin!(tick);
+    let (mut timer, mut closing) = (Timer::OPENED, false);
     loop {
-        tokio::select! {
+        let event = tokio::select! {
             biased;
             result = conn.as_mut() => return log_end(result),
             Ok(_) = draining.wait_for(|d| *d), if !closing => {
                 conn.as_mut().graceful_shutdown();
                 closing = true;
+                continue;
             }
-            () = &mut timer, if timing != Timer::Off => {
-                let action;
-                (timing, action) = timing.fire(requests.load(Ordering::Relaxed), closing);
-                match action {
-                    Action::Wait => {}
-                    Action::Close(why) => {
-                        tracing::debug!("no request within the {why} timeout; closing the connection");
-                        if !closing {
-                            conn.as_mut().graceful_shutdown();
-                            closing = true;
-                        }
-                    }
-                    Action::Drop => return,
+            () = &mut deadline, if deadline_armed => Event::Deadline,
+            () = &mut tick => Event::Tick,
+        };
+        let (next, action) = timer.fire(event, requests.load(Ordering::Relaxed));
+        match action {
+            Action::Wait => {}
+            Action::Close(why) => {
+                tracing::debug!("no request within the {why} timeout; closing the connection");
+                if !closing {
+                    conn.as_mut().graceful_shutdown();
+                    closing = true;
                 }
-                match timing {
-                    Timer::Idle { .. } => timer.as_mut().reset(Instant::now() + timers.idle / QUARTERS),
-                    Timer::Goodbye => timer.as_mut().reset(Instant::now() + GOODBYE_TIMEOUT),
-                    Timer::FirstRequest | Timer::Off => {}
-                }
-            },
+            }
+            Action::Drop => return,
         }
+        match event {
+            Event::Tick => tick.as_mut().reset(Instant::now() + quarter),
+            Event::Deadline => deadline_armed = false,
+        }
+        if next == Timer::Goodbye && timer != Timer::Goodbye {
+            deadline.as_mut().reset(Instant::now() + GOODBYE_TIMEOUT);
+            deadline_armed = true;
+        }
+        timer = next;
     }
 }
 
 /// The idle timer looks at a connection's request count this many times
-/// per idle timeout.
+/// per idle timeout, so a connection closes between 1 and 1.25 idle
+/// timeouts after its last request started.
 const QUARTERS: u32 = 4;
 
-/// A connection's timer, by what it waits for.
+/// Where a connection is in its life, for its timers.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Timer {
-    FirstRequest,
-    /// Quarters of the idle timeout gone by without a new request, and the
-    /// request count when they began.
-    Idle {
-        quarters: u32,
-        seen: u64,
-    },
-    /// The goodbye of a connection that made no request.
+    /// Served: `quiet` quarters of the idle timeout have gone by without a
+    /// new request, `seen` the request count when they began.
+    Open { quiet: u32, seen: u64 },
+    /// Sent away having made no request; dropped at the goodbye deadline
+    /// unless a request comes first.
     Goodbye,
-    Off,
+    /// Sent away after requests; dropped once it has started none for
+    /// another idle timeout.
+    Leaving { quiet: u32, seen: u64 },
 }
 
-/// What the connection does when its timer fires.
+/// What fires: the deadline for the first request (and then the
+/// goodbye's), or a quarter of the idle timeout.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Event {
+    Deadline,
+    Tick,
+}
+
+/// What the connection does when a timer fires.
 #[derive(Debug, PartialEq)]
 enum Action {
     Wait,
@@ -297,43 +342,56 @@ enum Action {
 }
 
 impl Timer {
-    /// The timer's next state when it fires, the connection having seen
-    /// `count` requests and `closing` already, and what to do.
-    fn fire(self, count: u64, closing: bool) -> (Timer, Action) {
-        match self {
-            // Already closing for another reason, after a request: its
-            // calls in flight finish, and nothing needs timing.
-            Timer::FirstRequest | Timer::Idle { .. } if closing && count > 0 => {
-                (Timer::Off, Action::Wait)
+    const OPENED: Timer = Timer::Open { quiet: 0, seen: 0 };
+
+    /// The next state when `event` fires, the connection having seen
+    /// `count` requests, and what to do.
+    fn fire(self, event: Event, count: u64) -> (Timer, Action) {
+        match (self, event) {
+            (Timer::Open { .. }, Event::Deadline) if count == 0 => {
+                (Timer::Goodbye, Action::Close("header"))
             }
-            Timer::FirstRequest if count > 0 => (
-                Timer::Idle {
-                    quarters: 0,
+            // A request that came in after all, in the goodbye's window,
+            // is served like any other.
+            (Timer::Goodbye, Event::Deadline) if count > 0 => (
+                Timer::Leaving {
+                    quiet: 0,
                     seen: count,
                 },
                 Action::Wait,
             ),
-            Timer::FirstRequest => (Timer::Goodbye, Action::Close("header")),
-            Timer::Idle { seen, .. } if count != seen => (
-                Timer::Idle {
-                    quarters: 0,
-                    seen: count,
-                },
-                Action::Wait,
-            ),
-            Timer::Idle { quarters, seen } if quarters + 1 < QUARTERS => (
-                Timer::Idle {
-                    quarters: quarters + 1,
-                    seen,
-                },
-                Action::Wait,
-            ),
-            Timer::Idle { .. } => (Timer::Off, Action::Close("idle")),
-            // A request that came in after all, in the goodbye's window, is
-            // served to its end like any other.
-            Timer::Goodbye if count > 0 => (Timer::Off, Action::Wait),
-            Timer::Goodbye | Timer::Off => (Timer::Off, Action::Drop),
+            (Timer::Goodbye, Event::Deadline) => (Timer::Goodbye, Action::Drop),
+            (Timer::Open { quiet, seen }, Event::Tick) => match still_quiet(quiet, seen, count) {
+                Some(quiet) => (Timer::Open { quiet, seen: count }, Action::Wait),
+                None if count == 0 => (Timer::Goodbye, Action::Close("idle")),
+                None => (
+                    Timer::Leaving {
+                        quiet: 0,
+                        seen: count,
+                    },
+                    Action::Close("idle"),
+                ),
+            },
+            (Timer::Leaving { quiet, seen }, Event::Tick) => {
+                match still_quiet(quiet, seen, count) {
+                    Some(quiet) => (Timer::Leaving { quiet, seen: count }, Action::Wait),
+                    None => (self, Action::Drop),
+                }
+            }
+            (timer, _) => (timer, Action::Wait),
         }
+    }
+}
+
+/// The quiet quarters after one more, if fewer than a whole idle timeout:
+/// none when a request started since the last look.
+fn still_quiet(quiet: u32, seen: u64, count: u64) -> Option<u32> {
+    if count != seen {
+        Some(0)
+    } else if quiet + 1 < QUARTERS {
+        Some(quiet + 1)
+    } else {
+        None
     }
 }
 
@@ -380,69 +438,90 @@ fn log_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
 mod tests {
     use super::*;
 
-    /// Fires `timer` once per count in `counts`, returning the last state
-    /// and every action.
-    fn run(mut timer: Timer, counts: &[u64]) -> (Timer, Vec<Action>) {
+    /// Fires `events` at `timer` with the request counts beside them,
+    /// returning the last state and every action.
+    fn run(mut timer: Timer, events: &[(Event, u64)]) -> (Timer, Vec<Action>) {
         let mut actions = Vec::new();
-        for &count in counts {
+        for &(event, count) in events {
             let action;
-            (timer, action) = timer.fire(count, false);
+            (timer, action) = timer.fire(event, count);
             actions.push(action);
         }
         (timer, actions)
     }
 
+    const QUIET: [(Event, u64); 3] = [(Event::Tick, 1); 3];
+
     #[test]
-    fn a_connection_that_starts_no_request_for_four_quarters_is_closed_and_a_new_request_restarts_the_count()
+    fn a_connection_that_starts_no_request_for_four_quarters_is_sent_away_and_a_new_request_restarts_the_count()
      {
-        // First request seen at the header timeout, then three quiet
-        // quarters: still open.
-        let (timer, actions) = run(Timer::FirstRequest, &[1, 1, 1, 1]);
-        assert_eq!(
-            timer,
-            Timer::Idle {
-                quarters: 3,
-                seen: 1
-            }
-        );
+        // A request in the first quarter, the first-request deadline, then
+        // three quiet quarters: still open.
+        let mut events = vec![(Event::Tick, 1), (Event::Deadline, 1)];
+        events.extend(QUIET);
+        let (timer, actions) = run(Timer::OPENED, &events);
+        assert_eq!(timer, Timer::Open { quiet: 3, seen: 1 });
         assert!(actions.iter().all(|a| *a == Action::Wait));
         // A request in the next quarter starts the count again.
-        let (timer, _) = run(timer, &[2, 2, 2, 2]);
-        assert_eq!(
+        let (timer, _) = run(
             timer,
-            Timer::Idle {
-                quarters: 3,
-                seen: 2
-            }
+            &[
+                (Event::Tick, 2),
+                (Event::Tick, 2),
+                (Event::Tick, 2),
+                (Event::Tick, 2),
+            ],
         );
-        assert_eq!(timer.fire(2, false), (Timer::Off, Action::Close("idle")));
+        assert_eq!(timer, Timer::Open { quiet: 3, seen: 2 });
+        assert_eq!(
+            timer.fire(Event::Tick, 2),
+            (Timer::Leaving { quiet: 0, seen: 2 }, Action::Close("idle"))
+        );
+    }
+
+    #[test]
+    fn a_connection_sent_away_is_dropped_after_another_idle_timeout_without_a_request() {
+        let leaving = Timer::Leaving { quiet: 0, seen: 1 };
+        let (timer, actions) = run(leaving, &QUIET);
+        assert!(actions.iter().all(|a| *a == Action::Wait));
+        assert_eq!(timer.fire(Event::Tick, 1).1, Action::Drop);
+        // Still making requests, it is still served.
+        assert_eq!(
+            timer.fire(Event::Tick, 2),
+            (Timer::Leaving { quiet: 0, seen: 2 }, Action::Wait)
+        );
     }
 
     #[test]
     fn a_connection_without_a_request_gets_a_goodbye_then_is_dropped_unless_one_came() {
         assert_eq!(
-            Timer::FirstRequest.fire(0, false),
+            Timer::OPENED.fire(Event::Deadline, 0),
             (Timer::Goodbye, Action::Close("header"))
         );
-        assert_eq!(Timer::Goodbye.fire(0, true), (Timer::Off, Action::Drop));
-        assert_eq!(Timer::Goodbye.fire(1, true), (Timer::Off, Action::Wait));
+        assert_eq!(
+            Timer::Goodbye.fire(Event::Deadline, 0),
+            (Timer::Goodbye, Action::Drop)
+        );
+        assert_eq!(
+            Timer::Goodbye.fire(Event::Deadline, 1),
+            (Timer::Leaving { quiet: 0, seen: 1 }, Action::Wait)
+        );
+        // An idle timeout shorter than the header timeout sends it away first.
+        let (timer, _) = run(Timer::OPENED, &[(Event::Tick, 0); 3]);
+        assert_eq!(
+            timer.fire(Event::Tick, 0),
+            (Timer::Goodbye, Action::Close("idle"))
+        );
+        // Ticks do not hurry a goodbye along.
+        assert_eq!(
+            Timer::Goodbye.fire(Event::Tick, 0),
+            (Timer::Goodbye, Action::Wait)
+        );
     }
 
     #[test]
-    fn a_connection_already_closing_after_a_request_is_left_to_finish() {
-        assert_eq!(
-            Timer::FirstRequest.fire(3, true),
-            (Timer::Off, Action::Wait)
-        );
-        let idle = Timer::Idle {
-            quarters: 3,
-            seen: 3,
-        };
-        assert_eq!(idle.fire(3, true), (Timer::Off, Action::Wait));
-        // Draining before any request: the goodbye still ends it.
-        assert_eq!(
-            Timer::FirstRequest.fire(0, true),
-            (Timer::Goodbye, Action::Close("header"))
-        );
+    fn the_first_request_deadline_passes_quietly_once_a_request_has_come() {
+        let open = Timer::Open { quiet: 2, seen: 5 };
+        assert_eq!(open.fire(Event::Deadline, 5), (open, Action::Wait));
     }
 }
