@@ -67,12 +67,12 @@ use crate::{
 
 use self::{cors::cors, verifier::build_verifier};
 
-/// How long shutdown waits for background tasks before it aborts them;
-/// they stop at once when told to, unless in the middle of a JWKS fetch.
-/// This and [`DRAIN_MARGIN`] are all the process takes beyond the shutdown
-/// delay and grace period, but for committing the writes already accepted,
-/// so the default 25 s grace ends the process within Kubernetes' default
-/// 30 s kill timeout.
+/// How long shutdown waits, after the connections, for background tasks
+/// (which stop at once when told to, unless in the middle of a JWKS fetch)
+/// and for the database to commit what it has queued and close, both at
+/// once. This and [`DRAIN_MARGIN`] are all the process takes beyond the
+/// shutdown delay and grace period, so the default 25 s grace ends the
+/// process within Kubernetes' default 30 s kill timeout.
 const BACKGROUND_GRACE: Duration = Duration::from_secs(2);
 
 /// Name of the page-token MAC key in `server_secrets`.
@@ -343,8 +343,19 @@ impl App {
         if let Ok(timer) = timer_rx.await {
             timer.abort();
         }
-        self.background.shutdown(BACKGROUND_GRACE).await;
-        self.store.close().await;
+        // Every call has its answer by now, so a database that does not
+        // close in time holds no acknowledged write: SQLite rolls back an
+        // unfinished commit on the next start. The two share the time.
+        let store = self.store;
+        let close = async move {
+            if tokio::time::timeout(BACKGROUND_GRACE, store.close())
+                .await
+                .is_err()
+            {
+                tracing::warn!("the database did not close in time; exiting without it");
+            }
+        };
+        tokio::join!(self.background.shutdown(BACKGROUND_GRACE), close);
         Ok(())
     }
 }
@@ -357,12 +368,9 @@ fn token_url(config: &ServeConfig, dev: Option<&DevIssuer>) -> String {
         .first()
         .map(String::as_str)
         .or(dev.map(|d| d.issuer.as_str()));
-    format!(
-        "{}{}",
-        issuer
-            .unwrap_or("https://YOUR_TENANT.auth0.com/")
-            .trim_end_matches('/'),
-        well_known::TOKEN
+    well_known::url(
+        issuer.unwrap_or("https://YOUR_TENANT.auth0.com/"),
+        well_known::TOKEN,
     )
 }
 

@@ -125,21 +125,17 @@ impl http_body::Body for CutBody {
         let Some(grace_over) = &this.grace_over else {
             return Poll::Ready(None);
         };
-        if *grace_over.borrow() {
-            return this.cut();
-        }
+        let over = *grace_over.borrow();
         match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(frame) => {
-                if frame
-                    .as_ref()
-                    .is_none_or(|f| f.as_ref().is_ok_and(Frame::is_trailers))
-                {
-                    // Ended on its own: nothing left to cut.
-                    this.grace_over = None;
-                    this.waiting = None;
-                }
+            Poll::Ready(frame) if frame.as_ref().is_none_or(is_trailers) => {
+                // Ended on its own, with its own status even now.
+                this.grace_over = None;
+                this.waiting = None;
                 return Poll::Ready(frame);
             }
+            // The rest of a reply still streaming is not waited for.
+            _ if over => return this.cut(),
+            Poll::Ready(frame) => return Poll::Ready(frame),
             Poll::Pending => {}
         }
         let waiting = this
@@ -160,4 +156,8 @@ impl http_body::Body for CutBody {
             self.inner.size_hint()
         }
     }
+}
+
+fn is_trailers(frame: &Result<Frame<axum::body::Bytes>, tonic::Status>) -> bool {
+    frame.as_ref().is_ok_and(Frame::is_trailers)
 }
