@@ -280,11 +280,6 @@ pub struct DevIssuer {
 }
 
 impl DevIssuer {
-    /// The URL of `path`, one of the [`well_known`] paths, on this issuer.
-    pub fn url(&self, path: &str) -> String {
-        format!("{}{path}", self.issuer.trim_end_matches('/'))
-    }
-
     /// A token for `persona` that expires in `expires_in` seconds.
     pub fn token(&self, persona: &Persona, expires_in: i64) -> anyhow::Result<String> {
         self.token_with_scopes(persona, persona.scopes, expires_in)
@@ -391,8 +386,8 @@ impl DevIssuer {
         async fn discovery(State(dev): State<std::sync::Arc<DevIssuer>>) -> Json<Value> {
             Json(json!({
                 "issuer": dev.issuer,
-                "jwks_uri": dev.url(well_known::JWKS),
-                "token_endpoint": dev.url(well_known::TOKEN),
+                "jwks_uri": well_known::url(&dev.issuer, well_known::JWKS),
+                "token_endpoint": well_known::url(&dev.issuer, well_known::TOKEN),
                 "grant_types_supported": ["client_credentials"],
                 "id_token_signing_alg_values_supported": ["RS256"],
             }))

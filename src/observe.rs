@@ -689,7 +689,7 @@ mod tests {
             .body(body)
             .expect("request");
         let Ok(_) = stack
-            .call(guard_body(request, Duration::from_secs(5)))
+            .call(guard_body(request, Duration::from_millis(50)))
             .await;
     }
 
@@ -717,12 +717,15 @@ mod tests {
         let metrics = Metrics::new();
         call(&metrics, failing_body(), Code::Unknown, false).await;
         call(&metrics, failing_body(), Code::Internal, false).await;
+        // One that stalls past the body timeout fails the same way.
+        let stalled = futures::stream::pending::<Result<axum::body::Bytes, std::io::Error>>();
+        call(&metrics, Body::from_stream(stalled), Code::Unknown, false).await;
         // A body that arrived whole changes nothing: INTERNAL stays INTERNAL.
         call(&metrics, Body::from("whole"), Code::Internal, true).await;
         let count = |code| calls(&metrics, "CreateTimesheet", code);
         assert_eq!(
             (count("CANCELLED"), count("INTERNAL"), count("UNKNOWN")),
-            (2, 1, 0),
+            (3, 1, 0),
             "{}",
             metrics.pushed()
         );

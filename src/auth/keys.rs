@@ -42,6 +42,11 @@ pub mod well_known {
     pub const DISCOVERY: &str = "/.well-known/openid-configuration";
     pub const JWKS: &str = "/.well-known/jwks.json";
     pub const TOKEN: &str = "/oauth/token";
+
+    /// `path` on `issuer`, which may end in `/` (Auth0's do).
+    pub fn url(issuer: &str, path: &str) -> String {
+        format!("{}{path}", issuer.trim_end_matches('/'))
+    }
 }
 
 /// Lifecycle tunables; defaults follow jwks-rsa, jose, Nimbus and Envoy.
@@ -705,10 +710,9 @@ impl HttpJwks {
         if let Some(uri) = discovered.as_ref() {
             return uri.clone();
         }
-        let base = self.issuer.trim_end_matches('/');
         let from_discovery = async {
             let (body, _) = self
-                .get(&format!("{base}{}", well_known::DISCOVERY))
+                .get(&well_known::url(&self.issuer, well_known::DISCOVERY))
                 .await?;
             #[derive(Deserialize)]
             struct Discovery {
@@ -725,7 +729,7 @@ impl HttpJwks {
             }
             Err(err) => {
                 tracing::debug!(error = %format!("{err:#}"), "OpenID discovery failed; using the well-known JWKS path");
-                let fallback = format!("{base}{}", well_known::JWKS);
+                let fallback = well_known::url(&self.issuer, well_known::JWKS);
                 // A provider that answers 404 or 410 has no discovery
                 // document: it is not asked again, so a refetch waits for
                 // one request, not two. Anything else (429, 403 from a
