@@ -158,6 +158,7 @@ pub struct Metrics {
     write_group_sizes: GroupSizes,
     row_cache_lookups: Family<ResultLabels, Counter>,
     row_cache_bytes: Gauge,
+    connections_open: Gauge,
 }
 
 /// The SQLite committer's group sizes as a histogram. The committer keeps
@@ -255,6 +256,12 @@ impl Metrics {
             "What the cached rows weigh (SQLite; at most --row-cache-bytes)",
             row_cache_bytes.clone(),
         );
+        let connections_open = Gauge::default();
+        registry.register(
+            "connections_open",
+            "Connections being served (at most --max-connections)",
+            connections_open.clone(),
+        );
         Arc::new(Self {
             registry,
             calls: Calls::new(),
@@ -268,7 +275,13 @@ impl Metrics {
             write_group_sizes,
             row_cache_lookups,
             row_cache_bytes,
+            connections_open,
         })
+    }
+
+    /// The gauge of open connections, which the accept loop keeps.
+    pub fn connections_open(&self) -> Gauge {
+        self.connections_open.clone()
     }
 
     /// The series of a call of `rpc` (the method's short name) arriving by

@@ -91,6 +91,8 @@ pub struct Transport {
     /// How long a connection may go without starting a request before it is
     /// closed gracefully (see [`serve_connection`]).
     pub idle_timeout: Duration,
+    /// Set to the number of connections being served.
+    pub open_connections: prometheus_client::metrics::gauge::Gauge,
     /// How long connections may take to finish once shutdown has begun,
     /// before they are closed.
     pub drain_timeout: Duration,
@@ -145,6 +147,7 @@ pub async fn serve(
     tokio::pin!(shutdown);
     loop {
         let open = connections.len();
+        transport.open_connections.set(open as i64);
         let room = open < transport.max_connections;
         if !room && !at_limit {
             at_limit = true;
@@ -198,7 +201,11 @@ pub async fn serve(
     drop(listener);
     tracing::debug!(open = connections.len(), "draining connections");
     let _ = drain.send(true);
-    let drained = async { while connections.join_next().await.is_some() {} };
+    let drained = async {
+        while connections.join_next().await.is_some() {
+            transport.open_connections.set(connections.len() as i64);
+        }
+    };
     if tokio::time::timeout(transport.drain_timeout, drained)
         .await
         .is_err()

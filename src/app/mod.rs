@@ -165,6 +165,7 @@ impl App {
             .await;
         let draining = Arc::new(AtomicBool::new(false));
         let metrics = Metrics::new();
+        let open_connections = metrics.connections_open();
         let probes = routes::Probes {
             store: Arc::clone(&store),
             auth: Arc::clone(&auth),
@@ -264,6 +265,7 @@ impl App {
             http2_max_concurrent_streams: config.http2_max_concurrent_streams,
             max_connections: config.max_connections as usize,
             idle_timeout: config.connection_idle_timeout,
+            open_connections,
             drain_timeout: config.shutdown_grace + DRAIN_MARGIN,
         };
         Ok(Self {

@@ -921,6 +921,46 @@ async fn an_http2_connection_that_starts_no_request_for_the_idle_timeout_is_clos
     app.shutdown().await;
 }
 
+#[tokio::test]
+async fn metrics_count_the_connections_being_served() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    // One client for both scrapes, so they share their own connection.
+    let http = app.http();
+    let open = || async {
+        let text = http
+            .get(app.url("/metrics"))
+            .send()
+            .await
+            .expect("metrics")
+            .text()
+            .await
+            .expect("metrics text");
+        text.lines()
+            .find_map(|l| l.strip_prefix("timesheets_connections_open "))
+            .and_then(|v| v.trim().parse::<i64>().ok())
+            .expect("the gauge")
+    };
+    let before = open().await;
+    let mut held = Vec::new();
+    for _ in 0..3 {
+        let mut socket = tokio::net::TcpStream::connect(app.addr)
+            .await
+            .expect("connect");
+        socket
+            .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+            .await
+            .expect("request");
+        let mut status = [0u8; 12];
+        socket.read_exact(&mut status).await.expect("served");
+        held.push(socket);
+    }
+    assert_eq!(open().await - before, 3);
+    app.shutdown().await;
+}
+
 /// Beyond the connection limit a new connection waits in the backlog,
 /// unanswered, until an open one closes.
 #[tokio::test]
