@@ -256,7 +256,11 @@ where
         };
         let exempt = exempt(request.uri().path());
         let started = Instant::now();
-        request = guard_body(request, admission.body_timeout);
+        // Only a TimesheetService call's metrics ask how its body fared,
+        // and a JSON call's body is read whole by the transcoder, which
+        // answers a failed read itself.
+        let watched = protocol != Protocol::Json && service_method(request.uri().path()).is_some();
+        request = guard_body(request, admission.body_timeout, watched);
         let budget = deadline.map(|d| d.saturating_sub(deadline_margin(d)));
         // Spent on arrival: answered below without doing any work, and so
         // counted there, since the call never reaches its own metrics.
@@ -518,15 +522,18 @@ impl BodyRead {
     }
 }
 
-/// `request`, its body, unless it has all arrived, under a [`GuardedBody`]
-/// whose outcome the [`BodyRead`] in its extensions tells.
-fn guard_body(request: Request<Body>, timeout: Duration) -> Request<Body> {
+/// `request`, its body, unless it has all arrived, under a [`GuardedBody`];
+/// if `watched`, one whose outcome the [`BodyRead`] in its extensions tells.
+fn guard_body(request: Request<Body>, timeout: Duration, watched: bool) -> Request<Body> {
     if http_body::Body::is_end_stream(request.body()) {
         return request;
     }
     let (mut parts, inner) = request.into_parts();
-    let failed = Arc::new(AtomicBool::new(false));
-    parts.extensions.insert(BodyRead(Arc::clone(&failed)));
+    let failed = watched.then(|| {
+        let failed = Arc::new(AtomicBool::new(false));
+        parts.extensions.insert(BodyRead(Arc::clone(&failed)));
+        failed
+    });
     let body = Body::new(GuardedBody {
         inner,
         timeout,
@@ -547,7 +554,15 @@ struct GuardedBody {
     inner: Body,
     timeout: Duration,
     timer: Option<Pin<Box<tokio::time::Sleep>>>,
-    failed: Arc<AtomicBool>,
+    failed: Option<Arc<AtomicBool>>,
+}
+
+impl GuardedBody {
+    fn mark_failed(&self) {
+        if let Some(failed) = &self.failed {
+            failed.store(true, Ordering::Relaxed);
+        }
+    }
 }
 
 impl http_body::Body for GuardedBody {
@@ -562,7 +577,7 @@ impl http_body::Body for GuardedBody {
         if let Poll::Ready(frame) = Pin::new(&mut this.inner).poll_frame(cx) {
             this.timer = None;
             if let Some(Err(_)) = &frame {
-                this.failed.store(true, Ordering::Relaxed);
+                this.mark_failed();
             }
             return Poll::Ready(frame);
         }
@@ -574,7 +589,7 @@ impl http_body::Body for GuardedBody {
             return Poll::Pending;
         }
         this.timer = None;
-        this.failed.store(true, Ordering::Relaxed);
+        this.mark_failed();
         let stalled = std::io::Error::new(
             std::io::ErrorKind::TimedOut,
             "the request body sent nothing for too long",
@@ -689,7 +704,7 @@ mod tests {
             .body(body)
             .expect("request");
         let Ok(_) = stack
-            .call(guard_body(request, Duration::from_millis(50)))
+            .call(guard_body(request, Duration::from_millis(50), true))
             .await;
     }
 
