@@ -234,8 +234,12 @@ impl TestApp {
 
     /// The Prometheus text of `GET /metrics`.
     pub async fn metrics(&self) -> String {
-        self.http()
-            .get(self.url("/metrics"))
+        self.metrics_via(&self.http()).await
+    }
+
+    /// `/metrics` as `http` fetches it, on a connection it may keep.
+    pub async fn metrics_via(&self, http: &reqwest::Client) -> String {
+        http.get(self.url("/metrics"))
             .send()
             .await
             .expect("metrics")

@@ -930,14 +930,7 @@ async fn metrics_count_the_connections_being_served() {
     // One client for both scrapes, so they share their own connection.
     let http = app.http();
     let open = || async {
-        let text = http
-            .get(app.url("/metrics"))
-            .send()
-            .await
-            .expect("metrics")
-            .text()
-            .await
-            .expect("metrics text");
+        let text = app.metrics_via(&http).await;
         text.lines()
             .find_map(|l| l.strip_prefix("timesheets_connections_open "))
             .and_then(|v| v.trim().parse::<i64>().ok())
