@@ -143,7 +143,9 @@ pub async fn serve(
     // below it: warned of once, not once for every connection let in as
     // another closes.
     let mut at_limit = false;
-    let well_below = transport.max_connections - transport.max_connections / 10;
+    let well_below = transport
+        .max_connections
+        .saturating_sub((transport.max_connections / 10).max(1));
     tokio::pin!(shutdown);
     loop {
         let open = connections.len();
@@ -243,11 +245,9 @@ struct Timers {
 /// An HTTP/2 client, once it has made a request, may keep its connection
 /// for as long as it answers pings: the idle timer closes one that starts
 /// no request for a while, so that clients that hold connections unused
-/// do not fill the connection limit. h2 takes new streams until the client
-/// confirms the goodbye, which a client may never do, so a connection sent
-/// away is dropped once it has started no request for another idle
-/// period. The timer looks at the request count four times per period
-/// rather than timing each request.
+/// do not fill the connection limit; its calls in flight finish. The timer
+/// looks at the request count four times per period rather than timing
+/// each request.
 async fn serve_connection<IO>(
     builder: &auto::Builder<TokioExecutor>,
     io: IO,
@@ -286,7 +286,7 @@ async fn serve_connection<IO>(
                 continue;
             }
             () = &mut deadline, if deadline_armed => Event::Deadline,
-            () = &mut tick => Event::Tick,
+            () = &mut tick, if timer != Timer::Leaving => Event::Tick,
         };
         let (next, action) = timer.fire(event, requests.load(Ordering::Relaxed));
         match action {
@@ -326,9 +326,10 @@ enum Timer {
     /// Sent away having made no request; dropped at the goodbye deadline
     /// unless a request comes first.
     Goodbye,
-    /// Sent away after requests; dropped once it has started none for
-    /// another idle timeout.
-    Leaving { quiet: u32, seen: u64 },
+    /// Sent away after requests: left to finish its calls, however long
+    /// they take (a health watch, a slow batch upload), since nothing tells
+    /// a call still running from a client that never takes the goodbye.
+    Leaving,
 }
 
 /// What fires: the deadline for the first request (and then the
@@ -360,31 +361,13 @@ impl Timer {
             }
             // A request that came in after all, in the goodbye's window,
             // is served like any other.
-            (Timer::Goodbye, Event::Deadline) if count > 0 => (
-                Timer::Leaving {
-                    quiet: 0,
-                    seen: count,
-                },
-                Action::Wait,
-            ),
+            (Timer::Goodbye, Event::Deadline) if count > 0 => (Timer::Leaving, Action::Wait),
             (Timer::Goodbye, Event::Deadline) => (Timer::Goodbye, Action::Drop),
             (Timer::Open { quiet, seen }, Event::Tick) => match still_quiet(quiet, seen, count) {
                 Some(quiet) => (Timer::Open { quiet, seen: count }, Action::Wait),
                 None if count == 0 => (Timer::Goodbye, Action::Close("idle")),
-                None => (
-                    Timer::Leaving {
-                        quiet: 0,
-                        seen: count,
-                    },
-                    Action::Close("idle"),
-                ),
+                None => (Timer::Leaving, Action::Close("idle")),
             },
-            (Timer::Leaving { quiet, seen }, Event::Tick) => {
-                match still_quiet(quiet, seen, count) {
-                    Some(quiet) => (Timer::Leaving { quiet, seen: count }, Action::Wait),
-                    None => (self, Action::Drop),
-                }
-            }
             (timer, _) => (timer, Action::Wait),
         }
     }
@@ -482,20 +465,18 @@ mod tests {
         assert_eq!(timer, Timer::Open { quiet: 3, seen: 2 });
         assert_eq!(
             timer.fire(Event::Tick, 2),
-            (Timer::Leaving { quiet: 0, seen: 2 }, Action::Close("idle"))
+            (Timer::Leaving, Action::Close("idle"))
         );
     }
 
     #[test]
-    fn a_connection_sent_away_is_dropped_after_another_idle_timeout_without_a_request() {
-        let leaving = Timer::Leaving { quiet: 0, seen: 1 };
-        let (timer, actions) = run(leaving, &QUIET);
+    fn a_connection_sent_away_after_requests_is_left_to_finish_its_calls() {
+        let (timer, actions) = run(Timer::Leaving, &[(Event::Tick, 1); 8]);
+        assert_eq!(timer, Timer::Leaving);
         assert!(actions.iter().all(|a| *a == Action::Wait));
-        assert_eq!(timer.fire(Event::Tick, 1).1, Action::Drop);
-        // Still making requests, it is still served.
         assert_eq!(
-            timer.fire(Event::Tick, 2),
-            (Timer::Leaving { quiet: 0, seen: 2 }, Action::Wait)
+            Timer::Leaving.fire(Event::Deadline, 1),
+            (Timer::Leaving, Action::Wait)
         );
     }
 
@@ -511,7 +492,7 @@ mod tests {
         );
         assert_eq!(
             Timer::Goodbye.fire(Event::Deadline, 1),
-            (Timer::Leaving { quiet: 0, seen: 1 }, Action::Wait)
+            (Timer::Leaving, Action::Wait)
         );
         // An idle timeout shorter than the header timeout sends it away first.
         let (timer, _) = run(Timer::OPENED, &[(Event::Tick, 0); 3]);

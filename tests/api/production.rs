@@ -889,8 +889,8 @@ async fn a_request_made_while_an_idle_connection_says_goodbye_is_served() {
             .unwrap_or(false),
         "the request was dropped with its connection"
     );
-    // Its goodbye unconfirmed, the connection stays until it has started
-    // no request for the idle timeout (5 minutes here).
+    // Its goodbye unconfirmed, the connection stays until the client
+    // closes it, as one with a call still running would.
     drop(socket);
     app.shutdown().await;
 }
