@@ -134,6 +134,11 @@ pub struct ServeConfig {
     #[arg(long, env = "TIMESHEETS_IDENTITY_CLAIM", default_value = DEFAULT_IDENTITY_CLAIM)]
     pub identity_claim: String,
 
+    /// Where the OpenAPI document tells clients to get tokens. Default: the
+    /// first issuer's Auth0 token endpoint, `{issuer}oauth/token`.
+    #[arg(long, env = "TIMESHEETS_TOKEN_URL")]
+    pub token_url: Option<String>,
+
     /// Tolerated clock skew for `exp`, `nbf` and `iat`.
     #[arg(long, env = "TIMESHEETS_CLOCK_LEEWAY", default_value = "30s", value_parser = humantime::parse_duration)]
     pub clock_leeway: Duration,
@@ -339,6 +344,7 @@ impl fmt::Debug for ServeConfig {
             .field("database_acquire_timeout", &self.database_acquire_timeout)
             .field("row_cache_bytes", &self.row_cache_bytes)
             .field("issuers", &self.issuers)
+            .field("token_url", &self.token_url)
             .field("audiences", &self.audiences)
             .field("jwks_uri", &self.jwks_uri)
             .field("identity_claim", &self.identity_claim)

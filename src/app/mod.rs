@@ -362,9 +362,13 @@ impl App {
     }
 }
 
-/// Where the OpenAPI document says clients get tokens: Auth0's token
-/// endpoint of the first issuer, which the dev issuer serves too.
+/// Where the OpenAPI document says clients get tokens: as configured, else
+/// Auth0's token endpoint of the first issuer, which the dev issuer serves
+/// too.
 fn token_url(config: &ServeConfig, dev: Option<&DevIssuer>) -> String {
+    if let Some(url) = &config.token_url {
+        return url.clone();
+    }
     let issuer = config
         .issuers
         .first()

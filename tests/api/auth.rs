@@ -352,6 +352,37 @@ async fn the_dev_token_endpoint_refuses_a_bad_query_in_json() {
     app.shutdown().await;
 }
 
+/// The token endpoint of the OpenAPI document's client-credentials flow.
+fn openapi_token_url(openapi: &serde_json::Value) -> String {
+    openapi["components"]["securitySchemes"]["oauth2"]["flows"]["clientCredentials"]["tokenUrl"]
+        .as_str()
+        .expect("a tokenUrl")
+        .to_owned()
+}
+
+/// The OpenAPI document names the first issuer's Auth0 token endpoint,
+/// unless `--token-url` names another provider's.
+#[tokio::test]
+async fn the_openapi_token_url_is_the_issuers_unless_configured() {
+    let Some(app) = spawn_app(Backend::Sqlite).await else {
+        return;
+    };
+    let (_, openapi) = json_reply(app.http().get(app.url("/openapi.json"))).await;
+    assert_eq!(
+        openapi_token_url(&openapi),
+        format!("{}oauth/token", app.issuer.url())
+    );
+    app.shutdown().await;
+    let okta = "https://idp.example/oauth2/default/v1/token";
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| c.token_url = Some(okta.into())).await
+    else {
+        return;
+    };
+    let (_, openapi) = json_reply(app.http().get(app.url("/openapi.json"))).await;
+    assert_eq!(openapi_token_url(&openapi), okta);
+    app.shutdown().await;
+}
+
 /// Under `--dev` the OpenAPI document's token URL is a working OAuth 2.0
 /// client credentials endpoint: the client id names a persona, in a form,
 /// in JSON or as Basic credentials, and a scope asked for narrows the token.
@@ -362,11 +393,7 @@ async fn the_dev_issuer_grants_client_credentials_where_the_openapi_document_poi
         return;
     };
     let (_, openapi) = json_reply(app.http().get(app.url("/openapi.json"))).await;
-    let token_url = openapi["components"]["securitySchemes"]["oauth2"]["flows"]
-        ["clientCredentials"]["tokenUrl"]
-        .as_str()
-        .expect("a tokenUrl")
-        .to_owned();
+    let token_url = openapi_token_url(&openapi);
     assert_eq!(token_url, app.url("/oauth/token"));
     // OAuth clients that start from the issuer find it by discovery.
     let (_, discovery) =
