@@ -229,3 +229,65 @@ async fn the_grpc_health_check_answers_grpc_web_in_both_encodings() {
     }
     app.shutdown().await;
 }
+
+/// A health watch over gRPC-Web, open when the shutdown grace period ends,
+/// gets its UNAVAILABLE in the trailer frame, as a browser's gRPC-Web
+/// client reads it, rather than a connection cut short.
+#[tokio::test]
+async fn a_grpc_web_watch_open_at_the_end_of_the_grace_period_ends_with_unavailable() {
+    use tonic_health::pb::{HealthCheckRequest, HealthCheckResponse, health_check_response};
+    let Some(app) = spawn_app_with(Backend::Sqlite, |c| {
+        c.shutdown_grace = std::time::Duration::from_millis(300);
+    })
+    .await
+    else {
+        return;
+    };
+    let mut response = app
+        .http()
+        .post(app.url("/grpc.health.v1.Health/Watch"))
+        .header(header::CONTENT_TYPE, "application/grpc-web+proto")
+        .header("x-grpc-web", "1")
+        .body(frame(&HealthCheckRequest::default()))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(response.status(), StatusCode::OK);
+    // The first status, before shutdown: one whole data frame.
+    let mut body = Vec::new();
+    while parse_frames(&body).0.is_empty() {
+        let chunk = response
+            .chunk()
+            .await
+            .expect("body")
+            .expect("a first status");
+        body.extend_from_slice(&chunk);
+    }
+    let app = app.begin_shutdown();
+    while let Some(chunk) = response.chunk().await.expect("the stream ends cleanly") {
+        body.extend_from_slice(&chunk);
+    }
+    let (data, trailers) = parse_frames(&body);
+    let statuses: Vec<_> = data
+        .iter()
+        .map(|d| {
+            HealthCheckResponse::decode(d.as_slice())
+                .expect("a status")
+                .status()
+        })
+        .collect();
+    assert_eq!(
+        statuses,
+        [
+            health_check_response::ServingStatus::Serving,
+            health_check_response::ServingStatus::NotServing
+        ]
+    );
+    assert!(trailers.contains("grpc-status:14"), "{trailers:?}");
+    // grpc-message is percent-encoded.
+    assert!(
+        trailers.contains("server%20is%20shutting%20down"),
+        "{trailers:?}"
+    );
+    app.finish_shutdown().await;
+}
