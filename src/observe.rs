@@ -120,6 +120,10 @@ fn reject(
     response
 }
 
+/// What a call still running at the end of the shutdown grace period is
+/// told, with UNAVAILABLE.
+const SHUTTING_DOWN: &str = "server is shutting down; retry";
+
 /// Resolves when the shutdown grace period is over.
 async fn wait_for_grace_over(mut grace_over: watch::Receiver<bool>) {
     // A dropped sender means no shutdown is coming: wait forever.
@@ -328,7 +332,7 @@ where
                 // the client is told UNAVAILABLE, and the call's metrics,
                 // which look at the grace period first, say the same.
                 biased;
-                () = grace => reject(protocol, web_text, Code::Unavailable, "server is shutting down; retry", http::StatusCode::SERVICE_UNAVAILABLE),
+                () = grace => reject(protocol, web_text, Code::Unavailable, SHUTTING_DOWN, http::StatusCode::SERVICE_UNAVAILABLE),
                 response = call.instrument(span.clone()) => match response {
                     Some(Ok(response)) => response,
                     Some(Err(never)) => match never {},

@@ -60,7 +60,7 @@ const RESERVED_FILES: u64 = 64;
 /// sockets must (the usual soft limit is 1024), and warns when
 /// `max_connections` still does not fit under it: accepts would then fail
 /// (EMFILE) before the connection limit applied.
-pub fn raise_file_limit(max_connections: usize) {
+fn raise_file_limit(max_connections: usize) {
     match rlimit::increase_nofile_limit(u64::MAX) {
         Ok(limit) if limit < max_connections as u64 + RESERVED_FILES => tracing::warn!(
             limit,
@@ -139,6 +139,11 @@ pub async fn serve(
     // Owns every connection task: finished ones are reaped as we go, the
     // rest are aborted when the drain timeout ends.
     let mut connections = JoinSet::new();
+    raise_file_limit(transport.max_connections);
+    let timers = Timers {
+        first_request: transport.http1_header_timeout,
+        idle: transport.idle_timeout,
+    };
     // Whether the limit has been reached since the count was last well
     // below it: warned of once, not once for every connection let in as
     // another closes.
@@ -177,10 +182,6 @@ pub async fn serve(
         let builder = Arc::clone(&builder);
         let service = service.clone();
         let draining = draining.clone();
-        let timers = Timers {
-            first_request: transport.http1_header_timeout,
-            idle: transport.idle_timeout,
-        };
         match &tls {
             None => {
                 connections.spawn(async move {

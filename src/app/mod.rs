@@ -258,7 +258,6 @@ impl App {
             delay: config.shutdown_delay,
             grace: config.shutdown_grace,
         };
-        serve::raise_file_limit(config.max_connections as usize);
         let transport = Transport {
             max_header_bytes: config.max_header_bytes,
             http1_header_timeout: config.http1_header_timeout,

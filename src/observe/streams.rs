@@ -20,7 +20,7 @@ use http_body::{Body as _, Frame, SizeHint};
 use tonic::{body::Body, server::NamedService};
 use tower::Service;
 
-use crate::observe::wait_for_grace_over;
+use crate::observe::{SHUTTING_DOWN, wait_for_grace_over};
 
 /// Wraps a gRPC service whose replies may stream: each reply's body ends
 /// with UNAVAILABLE once the shutdown grace period is over.
@@ -106,7 +106,7 @@ impl CutBody {
         self.grace_over = None;
         self.waiting = None;
         let mut trailers = HeaderMap::new();
-        let status = tonic::Status::unavailable("server is shutting down; retry");
+        let status = tonic::Status::unavailable(SHUTTING_DOWN);
         // Only fails for a message that is not a valid header value.
         let _ = status.add_header(&mut trailers);
         Poll::Ready(Some(Ok(Frame::trailers(trailers))))
