@@ -294,11 +294,12 @@ pub struct ServeConfig {
     )]
     pub max_connections: u32,
 
-    /// How long a connection may go without starting a request before it is
-    /// closed gracefully (HTTP/2 GOAWAY: calls in flight finish, clients
-    /// reconnect when they next need to). It frees the slots of clients
-    /// that keep connections open and unused; it is checked four times per
-    /// period, so a connection closes within 1.25 times it.
+    /// How long a connection may go with no call open and none started
+    /// before it is closed gracefully (HTTP/2 GOAWAY: clients reconnect when
+    /// they next need to). It frees the slots of clients that keep
+    /// connections open and unused; a connection holding a stream (a health
+    /// watch) is not idle. It is checked four times per period, so a
+    /// connection closes within 1.25 times it.
     #[arg(long, env = "TIMESHEETS_CONNECTION_IDLE_TIMEOUT", default_value = "5m", value_parser = positive_duration)]
     pub connection_idle_timeout: Duration,
 

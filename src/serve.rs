@@ -8,10 +8,12 @@
 
 use std::{
     future::Future,
+    pin::Pin,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
+    task::{Context, Poll},
     time::Duration,
 };
 
@@ -44,9 +46,11 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// TLS handshakes computed at once; more wait their turn.
 const CONCURRENT_HANDSHAKES: usize = 128;
 
-/// How long a connection closed for making no request has to finish its
-/// goodbye (an HTTP/2 GOAWAY and the PING that confirms it) before it is
-/// dropped; a client that does not answer is not waited for.
+/// How often a connection sent away (HTTP/2 GOAWAY, HTTP/1 close after
+/// the current response) is looked at, and how long it must have had no
+/// call open before it is dropped for not ending itself: a live HTTP/2
+/// client confirms the goodbye by answering its PING at once, and hyper
+/// then ends the connection when its calls are done.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// After an accept error such as EMFILE, retrying at once would spin.
@@ -88,8 +92,8 @@ pub struct Transport {
     /// Connections served at once; beyond it the accept loop waits, and new
     /// connections with it, in the listen backlog.
     pub max_connections: usize,
-    /// How long a connection may go without starting a request before it is
-    /// closed gracefully (see [`serve_connection`]).
+    /// How long a connection may go with no call open and none started
+    /// before it is closed gracefully (see [`serve_connection`]).
     pub idle_timeout: Duration,
     /// Set to the number of connections being served.
     pub open_connections: prometheus_client::metrics::gauge::Gauge,
@@ -223,32 +227,33 @@ pub async fn serve(
 struct Timers {
     /// For its first request, from when it opens.
     first_request: Duration,
-    /// For each later one, from the previous one's start.
+    /// For each later pause with no call open.
     idle: Duration,
 }
 
 /// Serves one connection until it ends: gracefully (HTTP/2 GOAWAY, HTTP/1
 /// close after the current response) once `draining` flips, and also when
-/// no request has arrived `first_request` after it opened, or none has
-/// started for the idle timeout.
+/// no request has arrived `first_request` after it opened, or when it has
+/// had no call open and started none for the idle timeout.
 ///
 /// hyper's HTTP/1 header timer starts only once the connection is known to
 /// be HTTP/1, and hyper-util tells the versions apart by reading up to the
 /// 24-byte HTTP/2 preface with no timer of its own; HTTP/2 keepalive starts
 /// only after the HTTP/2 handshake. So a peer that sends nothing, part of the
 /// preface, or the preface without its SETTINGS would hold its socket for
-/// ever. Counting requests at the service covers all of them, whatever the
-/// protocol turns out to be. The close is graceful, so a request that
-/// arrives just then is still served (or, on HTTP/2, refused in a way the
-/// client knows it may retry); a peer that neither takes the goodbye nor
-/// makes a request within [`GOODBYE_TIMEOUT`] is dropped.
+/// ever. Counting calls at the service covers all of them, whatever the
+/// protocol turns out to be.
 ///
 /// An HTTP/2 client, once it has made a request, may keep its connection
-/// for as long as it answers pings: the idle timer closes one that starts
-/// no request for a while, so that clients that hold connections unused
-/// do not fill the connection limit; its calls in flight finish. The timer
-/// looks at the request count four times per period rather than timing
-/// each request.
+/// for as long as it answers pings: the idle timer sends away one that has
+/// been idle for a while (idle as gRPC's MAX_CONNECTION_IDLE means it: no
+/// call open, so a connection holding only a health watch is not idle), so
+/// that clients that hold connections unused do not fill the connection
+/// limit. The close is graceful, so a request that arrives just then is
+/// still served (or, on HTTP/2, refused in a way the client knows it may
+/// retry). hyper ends a connection sent away once the client has confirmed
+/// the goodbye and its calls are done; one whose client never confirms it
+/// is dropped once it has had no call open for a [`GOODBYE_TIMEOUT`].
 async fn serve_connection<IO>(
     builder: &auto::Builder<TokioExecutor>,
     io: IO,
@@ -258,17 +263,18 @@ async fn serve_connection<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let requests = Arc::new(AtomicU64::new(0));
+    let calls = Arc::new(Calls::default());
     let counted = {
-        let requests = Arc::clone(&requests);
-        service_fn(move |request| {
-            requests.fetch_add(1, Ordering::Relaxed);
-            service.call(request)
+        let calls = Arc::clone(&calls);
+        service_fn(move |request| CountedReply {
+            call: Some(calls.start()),
+            reply: service.call(request),
         })
     };
     let conn = builder.serve_connection(TokioIo::new(io), counted);
     tokio::pin!(conn);
-    // The first request's deadline, then the goodbye's.
+    // The first request's deadline, then, once the connection has been sent
+    // away, each look at whether it is done.
     let deadline = tokio::time::sleep(timers.first_request);
     tokio::pin!(deadline);
     let mut deadline_armed = true;
@@ -276,36 +282,33 @@ async fn serve_connection<IO>(
     let quarter = (timers.idle / QUARTERS).max(Duration::from_millis(1));
     let tick = tokio::time::sleep(quarter);
     tokio::pin!(tick);
-    let (mut timer, mut closing) = (Timer::OPENED, false);
+    let mut timer = Timer::OPENED;
     loop {
+        let serving = matches!(timer, Timer::Open { .. });
         let event = tokio::select! {
             biased;
             result = conn.as_mut() => return log_end(result),
-            Ok(_) = draining.wait_for(|d| *d), if !closing => {
-                conn.as_mut().graceful_shutdown();
-                closing = true;
-                continue;
-            }
+            Ok(_) = draining.wait_for(|d| *d), if serving => Event::Drain,
             () = &mut deadline, if deadline_armed => Event::Deadline,
-            () = &mut tick, if timer != Timer::Leaving => Event::Tick,
+            () = &mut tick, if serving => Event::Tick,
         };
-        let (next, action) = timer.fire(event, requests.load(Ordering::Relaxed));
+        let (next, action) = timer.fire(event, calls.now());
         match action {
             Action::Wait => {}
             Action::Close(why) => {
-                tracing::debug!("no request within the {why} timeout; closing the connection");
-                if !closing {
-                    conn.as_mut().graceful_shutdown();
-                    closing = true;
-                }
+                tracing::debug!(why, "closing the connection");
+                conn.as_mut().graceful_shutdown();
             }
             Action::Drop => return,
         }
         match event {
             Event::Tick => tick.as_mut().reset(Instant::now() + quarter),
             Event::Deadline => deadline_armed = false,
+            Event::Drain => {}
         }
-        if next == Timer::Goodbye && timer != Timer::Goodbye {
+        // Every event of a connection sent away is a look, and each one
+        // schedules the next.
+        if let Timer::Leaving { .. } = next {
             deadline.as_mut().reset(Instant::now() + GOODBYE_TIMEOUT);
             deadline_armed = true;
         }
@@ -313,39 +316,134 @@ async fn serve_connection<IO>(
     }
 }
 
-/// The idle timer looks at a connection's request count this many times
-/// per idle timeout, so a connection closes between 1 and 1.25 idle
-/// timeouts after its last request started.
+/// A connection's calls, counted at the service: how many have started,
+/// and how many of those are still open.
+#[derive(Default)]
+struct Calls {
+    started: AtomicU64,
+    open: AtomicU64,
+}
+
+impl Calls {
+    fn start(self: &Arc<Self>) -> OpenCall {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.open.fetch_add(1, Ordering::Relaxed);
+        OpenCall(Arc::clone(self))
+    }
+
+    fn now(&self) -> Activity {
+        Activity {
+            started: self.started.load(Ordering::Relaxed),
+            open: self.open.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Keeps its call counted as open until dropped: with the reply's future,
+/// then with its body, so a stream counts for as long as it runs, and a
+/// call the client resets stops counting when hyper drops it.
+struct OpenCall(Arc<Calls>);
+
+impl Drop for OpenCall {
+    fn drop(&mut self) {
+        self.0.open.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The router's reply future, holding its call open until the reply
+    /// comes, then handing the call to the reply's body. A future of its
+    /// own rather than an `async` block, which would move the router's
+    /// (large) future once more per call.
+    struct CountedReply<F> {
+        #[pin]
+        reply: F,
+        call: Option<OpenCall>,
+    }
+}
+
+impl<F, E> Future for CountedReply<F>
+where
+    F: Future<Output = Result<http::Response<axum::body::Body>, E>>,
+{
+    type Output = Result<http::Response<CallBody>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let reply = std::task::ready!(this.reply.poll(cx));
+        let call = this.call.take();
+        Poll::Ready(reply.map(|reply| reply.map(|body| CallBody { body, _call: call })))
+    }
+}
+
+/// A reply's body, holding its call open until hyper has sent all of it or
+/// given up on it; otherwise it is the router's body.
+struct CallBody {
+    body: axum::body::Body,
+    _call: Option<OpenCall>,
+}
+
+impl http_body::Body for CallBody {
+    type Data = <axum::body::Body as http_body::Body>::Data;
+    type Error = <axum::body::Body as http_body::Body>::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.get_mut().body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// The idle timer looks at a connection's calls this many times per idle
+/// timeout, so a connection is sent away between 1 and 1.25 idle timeouts
+/// after its last call ended or started.
 const QUARTERS: u32 = 4;
 
 /// Where a connection is in its life, for its timers.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Timer {
-    /// Served: `quiet` quarters of the idle timeout have gone by without a
-    /// new request, `seen` the request count when they began.
+    /// Served: `quiet` quarters of the idle timeout have gone by with no
+    /// call open and none started since `seen` calls had.
     Open { quiet: u32, seen: u64 },
-    /// Sent away having made no request; dropped at the goodbye deadline
-    /// unless a request comes first.
-    Goodbye,
-    /// Sent away after requests: left to finish its calls, however long
-    /// they take (a health watch, a slow batch upload), since nothing tells
-    /// a call still running from a client that never takes the goodbye.
-    Leaving,
+    /// Sent away: looked at every [`GOODBYE_TIMEOUT`] and dropped once a
+    /// look finds no call open and none started since the previous look,
+    /// which found the same (`busy` if it did not), so a reply that has
+    /// just ended has a whole timeout to leave the socket before its
+    /// connection is dropped. A call still running is never cut, however
+    /// long it runs (a health watch, a slow batch upload).
+    Leaving { seen: u64, busy: bool },
 }
 
-/// What fires: the deadline for the first request (and then the
-/// goodbye's), or a quarter of the idle timeout.
+/// What fires: the deadline for the first request (and then each look at a
+/// connection sent away), a quarter of the idle timeout, or shutdown.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Event {
     Deadline,
     Tick,
+    Drain,
+}
+
+/// A connection's calls when a timer fires.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Activity {
+    started: u64,
+    open: u64,
 }
 
 /// What the connection does when a timer fires.
 #[derive(Debug, PartialEq)]
 enum Action {
     Wait,
-    /// Close gracefully, for want of a request within the named timeout.
+    /// Close gracefully, for the named reason.
     Close(&'static str),
     Drop,
 }
@@ -353,36 +451,66 @@ enum Action {
 impl Timer {
     const OPENED: Timer = Timer::Open { quiet: 0, seen: 0 };
 
-    /// The next state when `event` fires, the connection having seen
-    /// `count` requests, and what to do.
-    fn fire(self, event: Event, count: u64) -> (Timer, Action) {
+    /// The next state when `event` fires, the connection's calls being
+    /// `now`, and what to do.
+    fn fire(self, event: Event, now: Activity) -> (Timer, Action) {
+        let quiet_since = |seen| now.open == 0 && now.started == seen;
         match (self, event) {
-            (Timer::Open { .. }, Event::Deadline) if count == 0 => {
-                (Timer::Goodbye, Action::Close("header"))
+            (Timer::Open { .. }, Event::Deadline) if now.started == 0 => (
+                Timer::Leaving {
+                    seen: 0,
+                    busy: false,
+                },
+                Action::Close("no request within the header timeout"),
+            ),
+            (Timer::Open { quiet, seen }, Event::Tick) => {
+                if !quiet_since(seen) {
+                    (
+                        Timer::Open {
+                            quiet: 0,
+                            seen: now.started,
+                        },
+                        Action::Wait,
+                    )
+                } else if quiet + 1 < QUARTERS {
+                    (
+                        Timer::Open {
+                            quiet: quiet + 1,
+                            seen,
+                        },
+                        Action::Wait,
+                    )
+                } else {
+                    (
+                        Timer::Leaving { seen, busy: false },
+                        Action::Close("idle for the idle timeout"),
+                    )
+                }
             }
-            // A request that came in after all, in the goodbye's window,
-            // is served like any other.
-            (Timer::Goodbye, Event::Deadline) if count > 0 => (Timer::Leaving, Action::Wait),
-            (Timer::Goodbye, Event::Deadline) => (Timer::Goodbye, Action::Drop),
-            (Timer::Open { quiet, seen }, Event::Tick) => match still_quiet(quiet, seen, count) {
-                Some(quiet) => (Timer::Open { quiet, seen: count }, Action::Wait),
-                None if count == 0 => (Timer::Goodbye, Action::Close("idle")),
-                None => (Timer::Leaving, Action::Close("idle")),
-            },
+            // Replies may have just ended: the first look waits a timeout.
+            (Timer::Open { .. }, Event::Drain) => (
+                Timer::Leaving {
+                    seen: now.started,
+                    busy: true,
+                },
+                Action::Close("shutting down"),
+            ),
+            (Timer::Leaving { seen, busy }, Event::Deadline) => {
+                let quiet = quiet_since(seen);
+                if quiet && !busy {
+                    (self, Action::Drop)
+                } else {
+                    (
+                        Timer::Leaving {
+                            seen: now.started,
+                            busy: !quiet,
+                        },
+                        Action::Wait,
+                    )
+                }
+            }
             (timer, _) => (timer, Action::Wait),
         }
-    }
-}
-
-/// The quiet quarters after one more, if fewer than a whole idle timeout:
-/// none when a request started since the last look.
-fn still_quiet(quiet: u32, seen: u64, count: u64) -> Option<u32> {
-    if count != seen {
-        Some(0)
-    } else if quiet + 1 < QUARTERS {
-        Some(quiet + 1)
-    } else {
-        None
     }
 }
 
@@ -429,88 +557,148 @@ fn log_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
 mod tests {
     use super::*;
 
-    /// Fires `events` at `timer` with the request counts beside them,
-    /// returning the last state and every action.
-    fn run(mut timer: Timer, events: &[(Event, u64)]) -> (Timer, Vec<Action>) {
+    /// Calls started and open.
+    const fn calls(started: u64, open: u64) -> Activity {
+        Activity { started, open }
+    }
+
+    /// Fires `events` at `timer` with the calls beside them, returning the
+    /// last state and every action.
+    fn run(mut timer: Timer, events: &[(Event, Activity)]) -> (Timer, Vec<Action>) {
         let mut actions = Vec::new();
-        for &(event, count) in events {
+        for &(event, now) in events {
             let action;
-            (timer, action) = timer.fire(event, count);
+            (timer, action) = timer.fire(event, now);
             actions.push(action);
         }
         (timer, actions)
     }
 
-    const QUIET: [(Event, u64); 3] = [(Event::Tick, 1); 3];
+    const QUIET: [(Event, Activity); 3] = [(Event::Tick, calls(1, 0)); 3];
 
     #[test]
-    fn a_connection_that_starts_no_request_for_four_quarters_is_sent_away_and_a_new_request_restarts_the_count()
-     {
-        // A request in the first quarter, the first-request deadline, then
+    fn a_connection_idle_for_four_quarters_is_sent_away_and_a_new_call_restarts_the_count() {
+        // A call in the first quarter, the first-request deadline, then
         // three quiet quarters: still open.
-        let mut events = vec![(Event::Tick, 1), (Event::Deadline, 1)];
+        let mut events = vec![(Event::Tick, calls(1, 0)), (Event::Deadline, calls(1, 0))];
         events.extend(QUIET);
         let (timer, actions) = run(Timer::OPENED, &events);
         assert_eq!(timer, Timer::Open { quiet: 3, seen: 1 });
         assert!(actions.iter().all(|a| *a == Action::Wait));
-        // A request in the next quarter starts the count again.
-        let (timer, _) = run(
-            timer,
-            &[
-                (Event::Tick, 2),
-                (Event::Tick, 2),
-                (Event::Tick, 2),
-                (Event::Tick, 2),
-            ],
-        );
+        // A call in the next quarter starts the count again.
+        let (timer, _) = run(timer, &[(Event::Tick, calls(2, 0)); 4]);
         assert_eq!(timer, Timer::Open { quiet: 3, seen: 2 });
         assert_eq!(
-            timer.fire(Event::Tick, 2),
-            (Timer::Leaving, Action::Close("idle"))
+            timer.fire(Event::Tick, calls(2, 0)),
+            (
+                Timer::Leaving {
+                    seen: 2,
+                    busy: false
+                },
+                Action::Close("idle for the idle timeout")
+            )
         );
     }
 
     #[test]
-    fn a_connection_sent_away_after_requests_is_left_to_finish_its_calls() {
-        let (timer, actions) = run(Timer::Leaving, &[(Event::Tick, 1); 8]);
-        assert_eq!(timer, Timer::Leaving);
+    fn a_connection_with_a_call_open_is_never_idle() {
+        // One stream, started in the first quarter and still running.
+        let (timer, actions) = run(Timer::OPENED, &[(Event::Tick, calls(1, 1)); 40]);
+        assert_eq!(timer, Timer::Open { quiet: 0, seen: 1 });
         assert!(actions.iter().all(|a| *a == Action::Wait));
+        // Its end starts the count.
+        let (timer, _) = run(timer, &[(Event::Tick, calls(1, 0)); 3]);
+        assert_eq!(timer, Timer::Open { quiet: 3, seen: 1 });
+    }
+
+    #[test]
+    fn a_connection_sent_away_is_left_to_finish_its_calls_then_dropped_after_a_quiet_look() {
+        let leaving = Timer::Leaving {
+            seen: 3,
+            busy: true,
+        };
+        let (timer, actions) = run(leaving, &[(Event::Deadline, calls(3, 1)); 8]);
+        assert_eq!(timer, leaving);
+        assert!(actions.iter().all(|a| *a == Action::Wait));
+        // The call ends: one look to let its reply leave, then the drop.
+        let (_, actions) = run(timer, &[(Event::Deadline, calls(3, 0)); 2]);
+        assert_eq!(actions, [Action::Wait, Action::Drop]);
+        // A call that started since the last look counts as busy.
+        let quiet = Timer::Leaving {
+            seen: 3,
+            busy: false,
+        };
         assert_eq!(
-            Timer::Leaving.fire(Event::Deadline, 1),
-            (Timer::Leaving, Action::Wait)
+            quiet.fire(Event::Deadline, calls(4, 0)),
+            (
+                Timer::Leaving {
+                    seen: 4,
+                    busy: true
+                },
+                Action::Wait
+            )
         );
+        // Ticks and shutdown do not hurry it along.
+        assert_eq!(quiet.fire(Event::Tick, calls(3, 0)), (quiet, Action::Wait));
+        assert_eq!(quiet.fire(Event::Drain, calls(3, 0)), (quiet, Action::Wait));
     }
 
     #[test]
     fn a_connection_without_a_request_gets_a_goodbye_then_is_dropped_unless_one_came() {
+        let goodbye = Timer::Leaving {
+            seen: 0,
+            busy: false,
+        };
         assert_eq!(
-            Timer::OPENED.fire(Event::Deadline, 0),
-            (Timer::Goodbye, Action::Close("header"))
+            Timer::OPENED.fire(Event::Deadline, calls(0, 0)),
+            (
+                goodbye,
+                Action::Close("no request within the header timeout")
+            )
         );
         assert_eq!(
-            Timer::Goodbye.fire(Event::Deadline, 0),
-            (Timer::Goodbye, Action::Drop)
+            goodbye.fire(Event::Deadline, calls(0, 0)),
+            (goodbye, Action::Drop)
         );
         assert_eq!(
-            Timer::Goodbye.fire(Event::Deadline, 1),
-            (Timer::Leaving, Action::Wait)
+            goodbye.fire(Event::Deadline, calls(1, 1)),
+            (
+                Timer::Leaving {
+                    seen: 1,
+                    busy: true
+                },
+                Action::Wait
+            )
         );
         // An idle timeout shorter than the header timeout sends it away first.
-        let (timer, _) = run(Timer::OPENED, &[(Event::Tick, 0); 3]);
+        let (timer, _) = run(Timer::OPENED, &[(Event::Tick, calls(0, 0)); 3]);
         assert_eq!(
-            timer.fire(Event::Tick, 0),
-            (Timer::Goodbye, Action::Close("idle"))
+            timer.fire(Event::Tick, calls(0, 0)),
+            (goodbye, Action::Close("idle for the idle timeout"))
         );
-        // Ticks do not hurry a goodbye along.
+    }
+
+    #[test]
+    fn shutdown_sends_a_connection_away_and_gives_its_last_replies_a_look_to_leave() {
+        let open = Timer::Open { quiet: 2, seen: 5 };
         assert_eq!(
-            Timer::Goodbye.fire(Event::Tick, 0),
-            (Timer::Goodbye, Action::Wait)
+            open.fire(Event::Drain, calls(5, 0)),
+            (
+                Timer::Leaving {
+                    seen: 5,
+                    busy: true
+                },
+                Action::Close("shutting down")
+            )
         );
     }
 
     #[test]
     fn the_first_request_deadline_passes_quietly_once_a_request_has_come() {
         let open = Timer::Open { quiet: 2, seen: 5 };
-        assert_eq!(open.fire(Event::Deadline, 5), (open, Action::Wait));
+        assert_eq!(
+            open.fire(Event::Deadline, calls(5, 0)),
+            (open, Action::Wait)
+        );
     }
 }

@@ -794,7 +794,8 @@ async fn a_connection_that_never_completes_a_request_is_closed() {
 /// A request that comes in as a connection that made none is being closed,
 /// after the server's GOAWAY and before the client has acknowledged it, is
 /// served to its end, however long its body takes, rather than dropped with
-/// the connection a second later.
+/// the connection a second later; the connection is dropped once the call
+/// is done, since the client never took the goodbye.
 #[tokio::test]
 async fn a_request_made_while_an_idle_connection_says_goodbye_is_served() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -889,9 +890,12 @@ async fn a_request_made_while_an_idle_connection_says_goodbye_is_served() {
             .unwrap_or(false),
         "the request was dropped with its connection"
     );
-    // Its goodbye unconfirmed, the connection stays until the client
-    // closes it, as one with a call still running would.
-    drop(socket);
+    // Its call done and its goodbye never confirmed, the connection is
+    // dropped rather than left to hold its slot.
+    assert!(
+        closed_by_server(&mut socket).await,
+        "a connection that never took its goodbye was kept after its call ended"
+    );
     app.shutdown().await;
 }
 
@@ -917,6 +921,58 @@ async fn an_http2_connection_that_starts_no_request_for_the_idle_timeout_is_clos
     tokio::time::timeout(Duration::from_secs(5), driver)
         .await
         .expect("the idle connection was closed")
+        .expect("joined");
+    app.shutdown().await;
+}
+
+/// Idle means no call open, as gRPC's MAX_CONNECTION_IDLE has it: a
+/// connection holding only a health watch keeps serving new calls past the
+/// idle timeout, and is sent away once the watch ends.
+#[tokio::test]
+async fn a_connection_holding_only_a_stream_is_not_idle_until_the_stream_ends() {
+    let Some(app) = spawn_app_with(Backend::Sqlite, |config| {
+        config.connection_idle_timeout = HEADER_TIMEOUT;
+    })
+    .await
+    else {
+        return;
+    };
+    let (mut client, driver) = raw_h2(&app).await;
+    let watch = http::Request::post(format!("http://{}/grpc.health.v1.Health/Watch", app.addr))
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .body(())
+        .expect("request");
+    let (reply, mut request_body) = client.send_request(watch, false).expect("watch");
+    // An empty HealthCheckRequest: the whole server's health.
+    request_body
+        .send_data(tonic::codegen::Bytes::from_static(&[0; 5]), true)
+        .expect("message");
+    let reply = reply.await.expect("reply");
+    assert_eq!(reply.status(), http::StatusCode::OK);
+    let mut updates = reply.into_body();
+    assert!(
+        updates.data().await.is_some_and(|m| m.is_ok()),
+        "no first health update"
+    );
+    // Four idle timeouts with only the watch open.
+    tokio::time::sleep(HEADER_TIMEOUT * 4).await;
+    let healthz = || {
+        http::Request::get(format!("http://{}/healthz", app.addr))
+            .body(())
+            .expect("request")
+    };
+    let mut client = client
+        .ready()
+        .await
+        .expect("the connection was sent away while its watch ran");
+    let (reply, _) = client.send_request(healthz(), true).expect("request");
+    assert_eq!(reply.await.expect("reply").status(), http::StatusCode::OK);
+    // The watch ends (the client resets it): the connection is idle now.
+    drop((updates, request_body));
+    tokio::time::timeout(Duration::from_secs(5), driver)
+        .await
+        .expect("the connection was closed once idle")
         .expect("joined");
     app.shutdown().await;
 }
