@@ -791,58 +791,36 @@ async fn a_connection_that_never_completes_a_request_is_closed() {
     }
 }
 
-/// A request that comes in as a connection that made none is being closed,
-/// after the server's GOAWAY and before the client has acknowledged it, is
-/// served to its end, however long its body takes, rather than dropped with
-/// the connection a second later; the connection is dropped once the call
-/// is done, since the client never took the goodbye.
-#[tokio::test]
-async fn a_request_made_while_an_idle_connection_says_goodbye_is_served() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Some(app) = spawn_app_with(Backend::Sqlite, |config| {
-        config.http1_header_timeout = HEADER_TIMEOUT;
-    })
-    .await
-    else {
-        return;
-    };
+/// HTTP/2 frame types the raw-frame tests send and look for.
+const HEADERS: u8 = 0x1;
+const GOAWAY: u8 = 0x7;
+const END_STREAM: u8 = 0x1;
+const END_HEADERS: u8 = 0x4;
+
+/// A raw HTTP/2 connection that has sent its preface and empty SETTINGS,
+/// and answers nothing the server sends, so a goodbye stays unconfirmed.
+async fn unanswering_h2(app: &TestApp) -> tokio::net::TcpStream {
+    use tokio::io::AsyncWriteExt;
     let mut socket = tokio::net::TcpStream::connect(app.addr)
         .await
         .expect("connect");
-    // The preface and empty SETTINGS; nothing the server sends is answered,
-    // so its goodbye stays unconfirmed.
     socket
         .write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
         .await
         .expect("preface");
-    // Frame type and stream of each frame the server sends.
-    async fn next_frame(socket: &mut tokio::net::TcpStream) -> Option<(u8, u32)> {
-        let mut head = [0u8; 9];
-        socket.read_exact(&mut head).await.ok()?;
-        let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
-        socket.read_exact(&mut vec![0; len]).await.ok()?;
-        Some((
-            head[3],
-            u32::from_be_bytes([head[5], head[6], head[7], head[8]]),
-        ))
-    }
-    const HEADERS: u8 = 0x1;
-    const GOAWAY: u8 = 0x7;
-    let goodbye = async {
-        while let Some((kind, _)) = next_frame(&mut socket).await {
-            if kind == GOAWAY {
-                return true;
-            }
-        }
-        false
-    };
-    assert!(
-        tokio::time::timeout(Duration::from_secs(5), goodbye)
-            .await
-            .unwrap_or(false),
-        "no GOAWAY for a connection that made no request"
-    );
-    // A health check on stream 1, its header block in HPACK literals.
+    socket
+}
+
+/// One frame on stream 1.
+fn frame(kind: u8, flags: u8, payload: &[u8]) -> Vec<u8> {
+    let len = (payload.len() as u32).to_be_bytes();
+    let mut frame = vec![len[1], len[2], len[3], kind, flags, 0, 0, 0, 1];
+    frame.extend_from_slice(payload);
+    frame
+}
+
+/// A health check's request headers, in HPACK literals.
+fn health_check_headers() -> Vec<u8> {
     let mut block = Vec::new();
     for (name, value) in [
         (":method", "POST"),
@@ -858,36 +836,84 @@ async fn a_request_made_while_an_idle_connection_says_goodbye_is_served() {
         block.push(value.len() as u8);
         block.extend_from_slice(value.as_bytes());
     }
-    let frame = |kind: u8, flags: u8, payload: &[u8]| {
-        let len = (payload.len() as u32).to_be_bytes();
-        let mut frame = vec![len[1], len[2], len[3], kind, flags, 0, 0, 0, 1];
-        frame.extend_from_slice(payload);
-        frame
-    };
-    const END_STREAM: u8 = 0x1;
-    const END_HEADERS: u8 = 0x4;
-    socket
-        .write_all(&frame(HEADERS, END_HEADERS, &block))
-        .await
-        .expect("headers");
-    // The message comes after the server's 1 s goodbye timer.
-    tokio::time::sleep(Duration::from_millis(1500)).await;
-    socket
-        .write_all(&frame(0x0, END_STREAM, &[0; 5]))
-        .await
-        .expect("message");
+    frame(HEADERS, END_HEADERS, &block)
+}
+
+/// The empty HealthCheckRequest that ends stream 1.
+fn health_check_message() -> Vec<u8> {
+    frame(0x0, END_STREAM, &[0; 5])
+}
+
+/// The type and stream of the next frame the server sends.
+async fn next_frame(socket: &mut tokio::net::TcpStream) -> Option<(u8, u32)> {
+    use tokio::io::AsyncReadExt;
+    let mut head = [0u8; 9];
+    socket.read_exact(&mut head).await.ok()?;
+    let len = u32::from_be_bytes([0, head[0], head[1], head[2]]) as usize;
+    socket.read_exact(&mut vec![0; len]).await.ok()?;
+    Some((
+        head[3],
+        u32::from_be_bytes([head[5], head[6], head[7], head[8]]),
+    ))
+}
+
+/// Whether the server's reply headers for stream 1 come within 5 s.
+async fn answered(socket: &mut tokio::net::TcpStream) -> bool {
     let answer = async {
-        while let Some((kind, stream)) = next_frame(&mut socket).await {
+        while let Some((kind, stream)) = next_frame(socket).await {
             if kind == HEADERS && stream == 1 {
                 return true;
             }
         }
         false
     };
+    tokio::time::timeout(Duration::from_secs(5), answer)
+        .await
+        .unwrap_or(false)
+}
+
+/// A request that comes in as a connection that made none is being closed,
+/// after the server's GOAWAY and before the client has acknowledged it, is
+/// served to its end, however long its body takes, rather than dropped with
+/// the connection a second later; the connection is dropped once the call
+/// is done, since the client never took the goodbye.
+#[tokio::test]
+async fn a_request_made_while_an_idle_connection_says_goodbye_is_served() {
+    use tokio::io::AsyncWriteExt;
+    let Some(app) = spawn_app_with(Backend::Sqlite, |config| {
+        config.http1_header_timeout = HEADER_TIMEOUT;
+    })
+    .await
+    else {
+        return;
+    };
+    let mut socket = unanswering_h2(&app).await;
+    let goodbye = async {
+        while let Some((kind, _)) = next_frame(&mut socket).await {
+            if kind == GOAWAY {
+                return true;
+            }
+        }
+        false
+    };
     assert!(
-        tokio::time::timeout(Duration::from_secs(5), answer)
+        tokio::time::timeout(Duration::from_secs(5), goodbye)
             .await
             .unwrap_or(false),
+        "no GOAWAY for a connection that made no request"
+    );
+    socket
+        .write_all(&health_check_headers())
+        .await
+        .expect("headers");
+    // The message comes after the server's 1 s goodbye timer.
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    socket
+        .write_all(&health_check_message())
+        .await
+        .expect("message");
+    assert!(
+        answered(&mut socket).await,
         "the request was dropped with its connection"
     );
     // Its call done and its goodbye never confirmed, the connection is
@@ -897,6 +923,33 @@ async fn a_request_made_while_an_idle_connection_says_goodbye_is_served() {
         "a connection that never took its goodbye was kept after its call ended"
     );
     app.shutdown().await;
+}
+
+/// Shutdown does not wait out its drain timeout for a client that never
+/// confirms the goodbye once it has no call open: the server stops within
+/// seconds although the grace period is half a minute.
+#[tokio::test]
+async fn shutdown_is_not_held_by_a_client_that_never_confirms_the_goodbye() {
+    use tokio::io::AsyncWriteExt;
+    let Some(app) = spawn_app_with(Backend::Sqlite, |config| {
+        config.shutdown_grace = Duration::from_secs(30);
+    })
+    .await
+    else {
+        return;
+    };
+    let mut socket = unanswering_h2(&app).await;
+    socket
+        .write_all(&[health_check_headers(), health_check_message()].concat())
+        .await
+        .expect("a health check");
+    assert!(answered(&mut socket).await, "the health check was answered");
+    let app = app.begin_shutdown();
+    assert!(
+        closed_by_server(&mut socket).await,
+        "a connection that never took its goodbye was kept through shutdown"
+    );
+    app.finish_shutdown().await;
 }
 
 /// An HTTP/2 client may keep a connection for as long as it answers pings:
