@@ -46,11 +46,9 @@ const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// TLS handshakes computed at once; more wait their turn.
 const CONCURRENT_HANDSHAKES: usize = 128;
 
-/// How often a connection sent away (HTTP/2 GOAWAY, HTTP/1 close after
-/// the current response) is looked at, and how long it must have had no
-/// call open before it is dropped for not ending itself: a live HTTP/2
-/// client confirms the goodbye by answering its PING at once, and hyper
-/// then ends the connection when its calls are done.
+/// How long a connection closed for making no request has to finish its
+/// goodbye (an HTTP/2 GOAWAY and the PING that confirms it) before it is
+/// dropped; a client that does not answer is not waited for.
 const GOODBYE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// After an accept error such as EMFILE, retrying at once would spin.
@@ -251,9 +249,17 @@ struct Timers {
 /// that clients that hold connections unused do not fill the connection
 /// limit. The close is graceful, so a request that arrives just then is
 /// still served (or, on HTTP/2, refused in a way the client knows it may
-/// retry). hyper ends a connection sent away once the client has confirmed
-/// the goodbye and its calls are done; one whose client never confirms it
-/// is dropped once it has had no call open for a [`GOODBYE_TIMEOUT`].
+/// retry), and hyper ends the connection once the client has confirmed the
+/// goodbye and every reply has been written.
+///
+/// Only a connection that never made a request is dropped by its timer
+/// ([`GOODBYE_TIMEOUT`] after its goodbye): it has no reply to lose. One
+/// that made requests is never dropped here, since nothing above hyper
+/// tells a reply still in h2's send queue (a slow reader, a small flow
+/// control window) from a client that will not take the goodbye; a silent
+/// client is dropped by the keepalive (no answer to a ping within
+/// [`HTTP2_KEEPALIVE_TIMEOUT`]), and at shutdown the drain timeout bounds
+/// the rest.
 async fn serve_connection<IO>(
     builder: &auto::Builder<TokioExecutor>,
     io: IO,
@@ -273,8 +279,7 @@ async fn serve_connection<IO>(
     };
     let conn = builder.serve_connection(TokioIo::new(io), counted);
     tokio::pin!(conn);
-    // The first request's deadline, then, once the connection has been sent
-    // away, each look at whether it is done.
+    // The first request's deadline, then the goodbye's.
     let deadline = tokio::time::sleep(timers.first_request);
     tokio::pin!(deadline);
     let mut deadline_armed = true;
@@ -306,9 +311,7 @@ async fn serve_connection<IO>(
             Event::Deadline => deadline_armed = false,
             Event::Drain => {}
         }
-        // Every event of a connection sent away is a look, and each one
-        // schedules the next.
-        if let Timer::Leaving { .. } = next {
+        if next == Timer::Goodbye && timer != Timer::Goodbye {
             deadline.as_mut().reset(Instant::now() + GOODBYE_TIMEOUT);
             deadline_armed = true;
         }
@@ -376,8 +379,9 @@ where
     }
 }
 
-/// A reply's body, holding its call open until hyper has sent all of it or
-/// given up on it; otherwise it is the router's body.
+/// A reply's body, holding its call open until hyper has taken all of it
+/// (into its write buffer or h2's send queue) or given up on it; otherwise
+/// it is the router's body.
 struct CallBody {
     body: axum::body::Body,
     _call: Option<OpenCall>,
@@ -414,17 +418,17 @@ enum Timer {
     /// Served: `quiet` quarters of the idle timeout have gone by with no
     /// call open and none started since `seen` calls had.
     Open { quiet: u32, seen: u64 },
-    /// Sent away: looked at every [`GOODBYE_TIMEOUT`] and dropped once a
-    /// look finds no call open and none started since the previous look,
-    /// which found the same (`busy` if it did not), so a reply that has
-    /// just ended has a whole timeout to leave the socket before its
-    /// connection is dropped. A call still running is never cut, however
-    /// long it runs (a health watch, a slow batch upload).
-    Leaving { seen: u64, busy: bool },
+    /// Sent away having made no request; dropped at the goodbye deadline
+    /// unless a request comes first.
+    Goodbye,
+    /// Sent away after requests: left to finish its calls and write its
+    /// replies, however long they take (a health watch, a slow batch
+    /// upload, a slow reader).
+    Leaving,
 }
 
-/// What fires: the deadline for the first request (and then each look at a
-/// connection sent away), a quarter of the idle timeout, or shutdown.
+/// What fires: the deadline for the first request (and then the goodbye's),
+/// a quarter of the idle timeout, or shutdown.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Event {
     Deadline,
@@ -454,17 +458,19 @@ impl Timer {
     /// The next state when `event` fires, the connection's calls being
     /// `now`, and what to do.
     fn fire(self, event: Event, now: Activity) -> (Timer, Action) {
-        let quiet_since = |seen| now.open == 0 && now.started == seen;
+        // Where a connection goes when it is sent away.
+        let away = if now.started == 0 {
+            Timer::Goodbye
+        } else {
+            Timer::Leaving
+        };
         match (self, event) {
             (Timer::Open { .. }, Event::Deadline) if now.started == 0 => (
-                Timer::Leaving {
-                    seen: 0,
-                    busy: false,
-                },
+                Timer::Goodbye,
                 Action::Close("no request within the header timeout"),
             ),
             (Timer::Open { quiet, seen }, Event::Tick) => {
-                if !quiet_since(seen) {
+                if now.open > 0 || now.started != seen {
                     (
                         Timer::Open {
                             quiet: 0,
@@ -481,34 +487,14 @@ impl Timer {
                         Action::Wait,
                     )
                 } else {
-                    (
-                        Timer::Leaving { seen, busy: false },
-                        Action::Close("idle for the idle timeout"),
-                    )
+                    (away, Action::Close("idle for the idle timeout"))
                 }
             }
-            // Replies may have just ended: the first look waits a timeout.
-            (Timer::Open { .. }, Event::Drain) => (
-                Timer::Leaving {
-                    seen: now.started,
-                    busy: true,
-                },
-                Action::Close("shutting down"),
-            ),
-            (Timer::Leaving { seen, busy }, Event::Deadline) => {
-                let quiet = quiet_since(seen);
-                if quiet && !busy {
-                    (self, Action::Drop)
-                } else {
-                    (
-                        Timer::Leaving {
-                            seen: now.started,
-                            busy: !quiet,
-                        },
-                        Action::Wait,
-                    )
-                }
-            }
+            (Timer::Open { .. }, Event::Drain) => (away, Action::Close("shutting down")),
+            // A request that came in after all, in the goodbye's window, is
+            // served like any other.
+            (Timer::Goodbye, Event::Deadline) if now.started > 0 => (Timer::Leaving, Action::Wait),
+            (Timer::Goodbye, Event::Deadline) => (Timer::Goodbye, Action::Drop),
             (timer, _) => (timer, Action::Wait),
         }
     }
@@ -590,13 +576,7 @@ mod tests {
         assert_eq!(timer, Timer::Open { quiet: 3, seen: 2 });
         assert_eq!(
             timer.fire(Event::Tick, calls(2, 0)),
-            (
-                Timer::Leaving {
-                    seen: 2,
-                    busy: false
-                },
-                Action::Close("idle for the idle timeout")
-            )
+            (Timer::Leaving, Action::Close("idle for the idle timeout"))
         );
     }
 
@@ -612,84 +592,54 @@ mod tests {
     }
 
     #[test]
-    fn a_connection_sent_away_is_left_to_finish_its_calls_then_dropped_after_a_quiet_look() {
-        let leaving = Timer::Leaving {
-            seen: 3,
-            busy: true,
-        };
-        let (timer, actions) = run(leaving, &[(Event::Deadline, calls(3, 1)); 8]);
-        assert_eq!(timer, leaving);
-        assert!(actions.iter().all(|a| *a == Action::Wait));
-        // The call ends: one look to let its reply leave, then the drop.
-        let (_, actions) = run(timer, &[(Event::Deadline, calls(3, 0)); 2]);
-        assert_eq!(actions, [Action::Wait, Action::Drop]);
-        // A call that started since the last look counts as busy.
-        let quiet = Timer::Leaving {
-            seen: 3,
-            busy: false,
-        };
-        assert_eq!(
-            quiet.fire(Event::Deadline, calls(4, 0)),
-            (
-                Timer::Leaving {
-                    seen: 4,
-                    busy: true
-                },
-                Action::Wait
-            )
-        );
-        // Ticks and shutdown do not hurry it along.
-        assert_eq!(quiet.fire(Event::Tick, calls(3, 0)), (quiet, Action::Wait));
-        assert_eq!(quiet.fire(Event::Drain, calls(3, 0)), (quiet, Action::Wait));
+    fn a_connection_sent_away_after_requests_is_left_to_finish_its_calls() {
+        for event in [Event::Tick, Event::Deadline, Event::Drain] {
+            let (timer, actions) = run(Timer::Leaving, &[(event, calls(3, 0)); 8]);
+            assert_eq!(timer, Timer::Leaving);
+            assert!(actions.iter().all(|a| *a == Action::Wait));
+        }
     }
 
     #[test]
     fn a_connection_without_a_request_gets_a_goodbye_then_is_dropped_unless_one_came() {
-        let goodbye = Timer::Leaving {
-            seen: 0,
-            busy: false,
-        };
         assert_eq!(
             Timer::OPENED.fire(Event::Deadline, calls(0, 0)),
             (
-                goodbye,
+                Timer::Goodbye,
                 Action::Close("no request within the header timeout")
             )
         );
         assert_eq!(
-            goodbye.fire(Event::Deadline, calls(0, 0)),
-            (goodbye, Action::Drop)
+            Timer::Goodbye.fire(Event::Deadline, calls(0, 0)),
+            (Timer::Goodbye, Action::Drop)
         );
         assert_eq!(
-            goodbye.fire(Event::Deadline, calls(1, 1)),
-            (
-                Timer::Leaving {
-                    seen: 1,
-                    busy: true
-                },
-                Action::Wait
-            )
+            Timer::Goodbye.fire(Event::Deadline, calls(1, 1)),
+            (Timer::Leaving, Action::Wait)
         );
         // An idle timeout shorter than the header timeout sends it away first.
         let (timer, _) = run(Timer::OPENED, &[(Event::Tick, calls(0, 0)); 3]);
         assert_eq!(
             timer.fire(Event::Tick, calls(0, 0)),
-            (goodbye, Action::Close("idle for the idle timeout"))
+            (Timer::Goodbye, Action::Close("idle for the idle timeout"))
+        );
+        // Ticks do not hurry a goodbye along.
+        assert_eq!(
+            Timer::Goodbye.fire(Event::Tick, calls(0, 0)),
+            (Timer::Goodbye, Action::Wait)
         );
     }
 
     #[test]
-    fn shutdown_sends_a_connection_away_and_gives_its_last_replies_a_look_to_leave() {
+    fn shutdown_sends_a_connection_away_and_drops_it_only_if_it_never_made_a_request() {
         let open = Timer::Open { quiet: 2, seen: 5 };
         assert_eq!(
             open.fire(Event::Drain, calls(5, 0)),
-            (
-                Timer::Leaving {
-                    seen: 5,
-                    busy: true
-                },
-                Action::Close("shutting down")
-            )
+            (Timer::Leaving, Action::Close("shutting down"))
+        );
+        assert_eq!(
+            Timer::OPENED.fire(Event::Drain, calls(0, 0)),
+            (Timer::Goodbye, Action::Close("shutting down"))
         );
     }
 

@@ -875,8 +875,7 @@ async fn answered(socket: &mut tokio::net::TcpStream) -> bool {
 /// A request that comes in as a connection that made none is being closed,
 /// after the server's GOAWAY and before the client has acknowledged it, is
 /// served to its end, however long its body takes, rather than dropped with
-/// the connection a second later; the connection is dropped once the call
-/// is done, since the client never took the goodbye.
+/// the connection a second later.
 #[tokio::test]
 async fn a_request_made_while_an_idle_connection_says_goodbye_is_served() {
     use tokio::io::AsyncWriteExt;
@@ -916,21 +915,18 @@ async fn a_request_made_while_an_idle_connection_says_goodbye_is_served() {
         answered(&mut socket).await,
         "the request was dropped with its connection"
     );
-    // Its call done and its goodbye never confirmed, the connection is
-    // dropped rather than left to hold its slot.
-    assert!(
-        closed_by_server(&mut socket).await,
-        "a connection that never took its goodbye was kept after its call ended"
-    );
+    // Having made a request, it is not dropped by its timer: a reply may
+    // still be on its way to a slow reader. A client that answers nothing,
+    // as this one, is dropped by the keepalive.
+    drop(socket);
     app.shutdown().await;
 }
 
-/// Shutdown does not wait out its drain timeout for a client that never
-/// confirms the goodbye once it has no call open: the server stops within
-/// seconds although the grace period is half a minute.
+/// Shutdown does not wait out its drain timeout for a connection that has
+/// made no request: it is sent away and, not taking the goodbye, dropped a
+/// second later, although the grace period is half a minute.
 #[tokio::test]
-async fn shutdown_is_not_held_by_a_client_that_never_confirms_the_goodbye() {
-    use tokio::io::AsyncWriteExt;
+async fn shutdown_drops_a_connection_that_made_no_request_and_ignores_the_goodbye() {
     let Some(app) = spawn_app_with(Backend::Sqlite, |config| {
         config.shutdown_grace = Duration::from_secs(30);
     })
@@ -939,15 +935,12 @@ async fn shutdown_is_not_held_by_a_client_that_never_confirms_the_goodbye() {
         return;
     };
     let mut socket = unanswering_h2(&app).await;
-    socket
-        .write_all(&[health_check_headers(), health_check_message()].concat())
-        .await
-        .expect("a health check");
-    assert!(answered(&mut socket).await, "the health check was answered");
+    // The server's SETTINGS: it is serving HTTP/2 on this connection.
+    assert!(next_frame(&mut socket).await.is_some(), "no SETTINGS");
     let app = app.begin_shutdown();
     assert!(
         closed_by_server(&mut socket).await,
-        "a connection that never took its goodbye was kept through shutdown"
+        "a connection that made no request was kept through shutdown"
     );
     app.finish_shutdown().await;
 }
