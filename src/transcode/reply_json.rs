@@ -471,10 +471,7 @@ impl Writer<'_> {
                 out.extend_from_slice(if v != 0 { b"true" } else { b"false" });
                 Some(())
             }
-            (ValueKind::String, WireValue::Len(data)) => {
-                string(out, std::str::from_utf8(data).ok()?);
-                Some(())
-            }
+            (ValueKind::String, WireValue::Len(data)) => utf8_string(out, data),
             (ValueKind::Enum(names), WireValue::Varint(v)) => names.write(out, v as i32),
             (ValueKind::Message(index), WireValue::Len(data)) => {
                 self.message(out, data, *index, depth + 1)
@@ -583,22 +580,45 @@ fn float<F: Into<f64> + serde::Serialize + Copy>(out: &mut Vec<u8>, v: F) -> Opt
 }
 
 fn string(out: &mut Vec<u8>, s: &str) {
-    // serde_json escapes exactly the control characters, `"` and `\\`, one
-    // byte at a time; most strings here (ids, dates, emails, names) hold
-    // none. A fold with no early exit compiles to vector compares, a
-    // fraction of serde_json's per-byte cost (`any` stays byte by byte).
-    let plain = !s.bytes().fold(false, |escape, b| {
-        escape | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
-    if plain {
-        out.reserve(s.len() + 2);
-        out.push(b'"');
-        out.extend_from_slice(s.as_bytes());
-        out.push(b'"');
+    if plain(s.as_bytes(), u8::MAX) {
+        quote(out, s.as_bytes());
         return;
     }
     // Writing to a Vec cannot fail.
     let _ = serde_json::to_writer(out, s);
+}
+
+/// A protobuf string field's bytes as a JSON string; `None` when they are
+/// not UTF-8. Plain ASCII, the common case (ids, dates, emails), is UTF-8
+/// by definition, so the one pass that finds it needs no escaping also
+/// spares it the UTF-8 validation, which costs about a hundred
+/// instructions even for a short string.
+fn utf8_string(out: &mut Vec<u8>, bytes: &[u8]) -> Option<()> {
+    if plain(bytes, 0x7f) {
+        quote(out, bytes);
+    } else {
+        string(out, std::str::from_utf8(bytes).ok()?);
+    }
+    Some(())
+}
+
+/// Whether `bytes` hold nothing JSON escapes and no byte above `max`.
+/// serde_json escapes exactly the control characters, `"` and `\\`, one
+/// byte at a time; most strings here hold none. A fold with no early exit
+/// compiles to vector compares, a fraction of serde_json's per-byte cost
+/// (`any` stays byte by byte).
+fn plain(bytes: &[u8], max: u8) -> bool {
+    !bytes.iter().fold(false, |escape, &b| {
+        escape | (b < 0x20) | (b == b'"') | (b == b'\\') | (b > max)
+    })
+}
+
+/// `bytes`, which need no escaping, between quotes.
+fn quote(out: &mut Vec<u8>, bytes: &[u8]) {
+    out.reserve(bytes.len() + 2);
+    out.push(b'"');
+    out.extend_from_slice(bytes);
+    out.push(b'"');
 }
 
 /// RFC 3339 in UTC with 0, 3, 6 or 9 fraction digits, as prost-types

@@ -391,6 +391,11 @@ fn malformed_or_truncated_encodings_are_left_to_the_reference_path() {
         &[0x0a, 0x05, b'a'],
         &[0x08, 0xff],
         &[0x00, 0x00],
+        // A string field (`id`) whose bytes are not UTF-8: a lone
+        // continuation byte, a truncated sequence, an overlong `/`.
+        &[0x0a, 0x01, 0x80],
+        &[0x0a, 0x02, b'a', 0xc3],
+        &[0x0a, 0x02, 0xc0, 0xaf],
     ] {
         assert!(
             reply_json::write(bad, &desc, None, true).is_none(),
