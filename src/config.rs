@@ -299,7 +299,7 @@ pub struct ServeConfig {
     /// they next need to). It frees the slots of clients that keep
     /// connections open and unused; a connection holding a stream (a health
     /// watch) is not idle. It is checked four times per period, so a
-    /// connection closes within 1.25 times it.
+    /// connection is sent away within 1.25 times it.
     #[arg(long, env = "TIMESHEETS_CONNECTION_IDLE_TIMEOUT", default_value = "5m", value_parser = positive_duration)]
     pub connection_idle_timeout: Duration,
 

@@ -320,24 +320,23 @@ async fn serve_connection<IO>(
 }
 
 /// A connection's calls, counted at the service: how many have started,
-/// and how many of those are still open.
+/// and how many of those have ended.
 #[derive(Default)]
 struct Calls {
     started: AtomicU64,
-    open: AtomicU64,
+    ended: AtomicU64,
 }
 
 impl Calls {
     fn start(self: &Arc<Self>) -> OpenCall {
         self.started.fetch_add(1, Ordering::Relaxed);
-        self.open.fetch_add(1, Ordering::Relaxed);
         OpenCall(Arc::clone(self))
     }
 
     fn now(&self) -> Activity {
         Activity {
             started: self.started.load(Ordering::Relaxed),
-            open: self.open.load(Ordering::Relaxed),
+            ended: self.ended.load(Ordering::Relaxed),
         }
     }
 }
@@ -349,7 +348,7 @@ struct OpenCall(Arc<Calls>);
 
 impl Drop for OpenCall {
     fn drop(&mut self) {
-        self.0.open.fetch_sub(1, Ordering::Relaxed);
+        self.0.ended.fetch_add(1, Ordering::Relaxed);
     }
 }
 
@@ -416,7 +415,8 @@ const QUARTERS: u32 = 4;
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Timer {
     /// Served: `quiet` quarters of the idle timeout have gone by with no
-    /// call open and none started since `seen` calls had.
+    /// call open, and none started or ended since `seen` had (see
+    /// [`Activity::events`]).
     Open { quiet: u32, seen: u64 },
     /// Sent away having made no request; dropped at the goodbye deadline
     /// unless a request comes first.
@@ -440,7 +440,19 @@ enum Event {
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Activity {
     started: u64,
-    open: u64,
+    ended: u64,
+}
+
+impl Activity {
+    fn open(self) -> u64 {
+        self.started.saturating_sub(self.ended)
+    }
+
+    /// Calls started plus calls ended: it moves whenever one does, so the
+    /// idle count restarts at a call's end as at its start.
+    fn events(self) -> u64 {
+        self.started + self.ended
+    }
 }
 
 /// What the connection does when a timer fires.
@@ -470,11 +482,11 @@ impl Timer {
                 Action::Close("no request within the header timeout"),
             ),
             (Timer::Open { quiet, seen }, Event::Tick) => {
-                if now.open > 0 || now.started != seen {
+                if now.open() > 0 || now.events() != seen {
                     (
                         Timer::Open {
                             quiet: 0,
-                            seen: now.started,
+                            seen: now.events(),
                         },
                         Action::Wait,
                     )
@@ -543,9 +555,9 @@ fn log_end(result: Result<(), Box<dyn std::error::Error + Send + Sync>>) {
 mod tests {
     use super::*;
 
-    /// Calls started and open.
-    const fn calls(started: u64, open: u64) -> Activity {
-        Activity { started, open }
+    /// Calls started and ended.
+    const fn calls(started: u64, ended: u64) -> Activity {
+        Activity { started, ended }
     }
 
     /// Fires `events` at `timer` with the calls beside them, returning the
@@ -560,41 +572,45 @@ mod tests {
         (timer, actions)
     }
 
-    const QUIET: [(Event, Activity); 3] = [(Event::Tick, calls(1, 0)); 3];
-
     #[test]
     fn a_connection_idle_for_four_quarters_is_sent_away_and_a_new_call_restarts_the_count() {
-        // A call in the first quarter, the first-request deadline, then
-        // three quiet quarters: still open.
-        let mut events = vec![(Event::Tick, calls(1, 0)), (Event::Deadline, calls(1, 0))];
-        events.extend(QUIET);
+        // A call started and ended in the first quarter, the first-request
+        // deadline, then three quiet quarters: still open.
+        let mut events = vec![(Event::Tick, calls(1, 1)), (Event::Deadline, calls(1, 1))];
+        events.extend([(Event::Tick, calls(1, 1)); 3]);
         let (timer, actions) = run(Timer::OPENED, &events);
-        assert_eq!(timer, Timer::Open { quiet: 3, seen: 1 });
+        assert_eq!(timer, Timer::Open { quiet: 3, seen: 2 });
         assert!(actions.iter().all(|a| *a == Action::Wait));
         // A call in the next quarter starts the count again.
-        let (timer, _) = run(timer, &[(Event::Tick, calls(2, 0)); 4]);
-        assert_eq!(timer, Timer::Open { quiet: 3, seen: 2 });
+        let (timer, _) = run(timer, &[(Event::Tick, calls(2, 2)); 4]);
+        assert_eq!(timer, Timer::Open { quiet: 3, seen: 4 });
         assert_eq!(
-            timer.fire(Event::Tick, calls(2, 0)),
+            timer.fire(Event::Tick, calls(2, 2)),
             (Timer::Leaving, Action::Close("idle for the idle timeout"))
         );
     }
 
     #[test]
-    fn a_connection_with_a_call_open_is_never_idle() {
+    fn a_connection_with_a_call_open_is_never_idle_and_its_end_restarts_the_count() {
         // One stream, started in the first quarter and still running.
-        let (timer, actions) = run(Timer::OPENED, &[(Event::Tick, calls(1, 1)); 40]);
+        let (timer, actions) = run(Timer::OPENED, &[(Event::Tick, calls(1, 0)); 40]);
         assert_eq!(timer, Timer::Open { quiet: 0, seen: 1 });
         assert!(actions.iter().all(|a| *a == Action::Wait));
-        // Its end starts the count.
-        let (timer, _) = run(timer, &[(Event::Tick, calls(1, 0)); 3]);
-        assert_eq!(timer, Timer::Open { quiet: 3, seen: 1 });
+        // It ends between two looks: the first look after counts as busy,
+        // so four whole quiet quarters still follow the end.
+        let (timer, actions) = run(timer, &[(Event::Tick, calls(1, 1)); 4]);
+        assert_eq!(timer, Timer::Open { quiet: 3, seen: 2 });
+        assert!(actions.iter().all(|a| *a == Action::Wait));
+        assert_eq!(
+            timer.fire(Event::Tick, calls(1, 1)),
+            (Timer::Leaving, Action::Close("idle for the idle timeout"))
+        );
     }
 
     #[test]
     fn a_connection_sent_away_after_requests_is_left_to_finish_its_calls() {
         for event in [Event::Tick, Event::Deadline, Event::Drain] {
-            let (timer, actions) = run(Timer::Leaving, &[(event, calls(3, 0)); 8]);
+            let (timer, actions) = run(Timer::Leaving, &[(event, calls(3, 3)); 8]);
             assert_eq!(timer, Timer::Leaving);
             assert!(actions.iter().all(|a| *a == Action::Wait));
         }
@@ -614,7 +630,7 @@ mod tests {
             (Timer::Goodbye, Action::Drop)
         );
         assert_eq!(
-            Timer::Goodbye.fire(Event::Deadline, calls(1, 1)),
+            Timer::Goodbye.fire(Event::Deadline, calls(1, 0)),
             (Timer::Leaving, Action::Wait)
         );
         // An idle timeout shorter than the header timeout sends it away first.
@@ -634,7 +650,7 @@ mod tests {
     fn shutdown_sends_a_connection_away_and_drops_it_only_if_it_never_made_a_request() {
         let open = Timer::Open { quiet: 2, seen: 5 };
         assert_eq!(
-            open.fire(Event::Drain, calls(5, 0)),
+            open.fire(Event::Drain, calls(5, 5)),
             (Timer::Leaving, Action::Close("shutting down"))
         );
         assert_eq!(
@@ -647,7 +663,7 @@ mod tests {
     fn the_first_request_deadline_passes_quietly_once_a_request_has_come() {
         let open = Timer::Open { quiet: 2, seen: 5 };
         assert_eq!(
-            open.fire(Event::Deadline, calls(5, 0)),
+            open.fire(Event::Deadline, calls(5, 5)),
             (open, Action::Wait)
         );
     }
