@@ -13,7 +13,7 @@ use super::{
     comments::{comment, field_comment, summary},
     errors::NAMED_ERRORS,
     paths::openapi_path,
-    schema::{below, is_well_known},
+    schema::is_well_known,
 };
 use crate::transcode::{
     error::http_status,
@@ -203,13 +203,9 @@ impl Builder {
             // The body is the resource the method acts on; without it the
             // method has nothing to act on.
             BodyTarget::Field(field) => {
-                let omitted = below(&bound, field.number());
-                let schema = match field.kind() {
-                    Kind::Message(message) if !omitted.is_empty() && !field.is_list() => {
-                        self.message_without(&message, &omitted)
-                    }
-                    _ => self.value_schema(field),
-                };
+                let schema = self
+                    .field_without(field, &bound)
+                    .unwrap_or_else(|| self.value_schema(field));
                 (schema, true, field_comment(field))
             }
         };

@@ -138,20 +138,35 @@ impl Builder {
             if omitted.contains(&&[number][..]) {
                 continue;
             }
-            let deeper = below(omitted, number);
-            let schema = match field.kind() {
-                Kind::Message(nested) if !deeper.is_empty() && !field.is_list() => {
-                    let mut schema = self.message_without(&nested, &deeper);
+            let schema = match self.field_without(&field, omitted) {
+                Some(mut schema) => {
                     if let (Some(text), Value::Object(s)) = (field_comment(&field), &mut schema) {
                         s.insert("description".into(), text.into());
                     }
                     schema
                 }
-                _ => self.described(&field),
+                None => self.described(&field),
             };
             properties.insert(self.json_name(&field).to_owned(), schema);
         }
         self.object(message, properties)
+    }
+
+    /// `field`'s schema without the fields at `omitted` (chains that start
+    /// with `field`'s own number) when it is a singular message that has
+    /// any of them; `None` when nothing below it is left out.
+    pub(super) fn field_without(
+        &mut self,
+        field: &FieldDescriptor,
+        omitted: &[&[u32]],
+    ) -> Option<Value> {
+        let deeper = below(omitted, field.number());
+        match field.kind() {
+            Kind::Message(nested) if !deeper.is_empty() && !field.is_list() => {
+                Some(self.message_without(&nested, &deeper))
+            }
+            _ => None,
+        }
     }
 
     /// An object schema of `message` with `properties`.
@@ -183,7 +198,7 @@ impl Builder {
 }
 
 /// The rest of each chain of field numbers that starts with `number`.
-pub(super) fn below<'c>(chains: &[&'c [u32]], number: u32) -> Vec<&'c [u32]> {
+fn below<'c>(chains: &[&'c [u32]], number: u32) -> Vec<&'c [u32]> {
     chains
         .iter()
         .filter_map(|chain| match chain.split_first() {
